@@ -1,0 +1,55 @@
+"""Backup: the one place where the value-sign convention is implemented.
+
+A value arrives for the player to move at the leaf. Walking up, each node's statistics store
+the value for the player to move at its *parent*, so the value is negated whenever the parent's
+player differs from the child's (two-player zero-sum games) and never in single-agent problems,
+where every node has ``to_play == 0``. The root's own statistics hold the value for the root's
+player to move. See ``docs/concepts.md``.
+"""
+
+from __future__ import annotations
+
+from .tree import Tree
+
+__all__ = ["apply_virtual_loss", "backup", "value_for_parent"]
+
+
+def value_for_parent(tree: Tree, node: int, value: float) -> float:
+    """Convert ``value`` (for the player to move at ``node``) to the parent's player."""
+    parent = tree.parent[node]
+    if parent >= 0 and tree.to_play[parent] != tree.to_play[node]:
+        return -value
+    return value
+
+
+def backup(tree: Tree, leaf: int, value: float, *, virtual_loss: int = 0) -> None:
+    """Add one visit and ``value`` (for the player to move at ``leaf``) along the leaf's path.
+
+    Iterative. ``virtual_loss`` reverts that much virtual loss, as applied by
+    :func:`apply_virtual_loss` during selection, on every node of the path.
+    """
+    parent_of = tree.parent
+    to_play = tree.to_play
+    visits = tree.visits
+    value_sum = tree.value_sum
+    node = leaf
+    while True:
+        parent = int(parent_of[node])
+        if parent >= 0 and to_play[parent] != to_play[node]:
+            value = -value
+        visits[node] += 1 - virtual_loss
+        value_sum[node] += value + virtual_loss
+        if virtual_loss:
+            tree.virtual_loss[node] -= virtual_loss
+        if parent < 0:
+            return
+        node = parent
+
+
+def apply_virtual_loss(tree: Tree, path: list[int], amount: int) -> None:
+    """Count ``amount`` pretend losses on every node of ``path`` so that the next selection in
+    the same round prefers other leaves; :func:`backup` with ``virtual_loss=amount`` reverts it.
+    """
+    tree.visits[path] += amount
+    tree.value_sum[path] -= amount
+    tree.virtual_loss[path] += amount
