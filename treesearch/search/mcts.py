@@ -1,0 +1,560 @@
+"""Monte Carlo tree search: UCT and PUCT, with MCTS-Solver, root noise and virtual loss.
+
+* UCT: Kocsis & Szepesvari, "Bandit based Monte-Carlo Planning" (ECML 2006), with random
+  rollouts as the leaf evaluator (Coulom, "Efficient Selectivity and Backup Operators in
+  Monte-Carlo Tree Search", 2006).
+* PUCT with evaluator priors, Dirichlet root noise and the growing exploration constant
+  c(s) = log((1 + N + c_base) / c_base) + c_init: Silver et al., "Mastering the game of Go
+  without human knowledge" (Nature 2017) and "A general reinforcement learning algorithm that
+  masters chess, shogi and Go through self-play" (Science 2018).
+* MCTS-Solver: Winands, Bjornsson & Saito, "Monte-Carlo Tree Search Solver" (CG 2008):
+  exact values of terminal states are propagated up as proofs.
+* Virtual loss: Chaslot, Winands & van den Herik, "Parallel Monte-Carlo Tree Search" (CG 2008);
+  here it lets one search gather several leaves per round for one batched evaluator call.
+
+Leaves are evaluated either by an :class:`~treesearch.interfaces.Evaluator` (priors over legal
+actions + value: games) or by a :class:`~treesearch.interfaces.Policy` that proposes children
+plus a :class:`~treesearch.interfaces.Verifier` that scores the leaf (LLM reasoning). Values
+follow the sign rule in ``docs/concepts.md``; :mod:`treesearch.backup` applies it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..backup import apply_virtual_loss, backup, value_for_parent
+from ..budget import Budget, BudgetMeter
+from ..interfaces import (
+    Action,
+    Candidate,
+    Evaluator,
+    Policy,
+    State,
+    Verifier,
+    VerifierFn,
+    check_evaluations,
+)
+from ..results import SearchResult, root_distribution, trace_from_path
+from ..selection import alphazero_c, puct_scores, uct_scores
+from ..tree import Tree, TreeFull
+from ._common import check_rng, expand_node, propose, resolve_verifier, score_states
+
+__all__ = ["MCTS", "reuse_subtree", "visit_policy"]
+
+Selection = Literal["uct", "puct"]
+FinalChoice = Literal["visits", "q", "sample"]
+
+
+def visit_policy(visits: np.ndarray, temperature: float) -> np.ndarray:
+    """pi(a) proportional to N(a)^(1/temperature); ``temperature == 0`` is the argmax one-hot.
+
+    Computed in log space so small temperatures do not overflow.
+    """
+    visits = np.asarray(visits, dtype=np.float64)
+    if visits.ndim != 1 or len(visits) == 0:
+        raise ValueError("visits must be a non-empty 1-D array")
+    if np.any(visits < 0) or not np.all(np.isfinite(visits)):
+        raise ValueError("visits must be finite and non-negative")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
+    if temperature == 0 or visits.sum() == 0:
+        out = np.zeros_like(visits)
+        out[int(np.argmax(visits))] = 1.0
+        return out
+    with np.errstate(divide="ignore"):
+        logits = np.log(visits) / temperature
+    logits -= logits.max()
+    weights = np.exp(logits)
+    return weights / weights.sum()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A leaf selected this round, waiting for its value."""
+
+    path: list[int]
+    value: float | None  # known already (terminal / cached), else None
+
+
+class MCTS:
+    """Monte Carlo tree search over any :class:`~treesearch.interfaces.State`.
+
+    Args:
+        evaluator: priors over legal actions and a value per leaf (games). Mutually exclusive
+            with ``policy``.
+        policy: proposes a leaf's children (open-ended actions, e.g. LLM steps); needs
+            ``verifier`` for leaf values.
+        verifier: scores leaf states (value for the player to move); used with ``policy``, and
+            for terminal states whose ``terminal_value()`` is ``None``.
+        selection: ``"uct"`` (Q + c sqrt(ln N / n)) or ``"puct"`` (Q + c P sqrt(N) / (1 + n)).
+        c: exploration constant (default sqrt(2) for UCT, 1.25 for PUCT). With ``c_base``
+            it is AlphaZero's ``c_init``.
+        c_base: when set, PUCT uses c(s) = log((1 + N + c_base) / c_base) + c (AlphaZero:
+            19652).
+        fpu: first-play urgency, the value an unvisited child is scored with: a number, or
+            ``"parent"`` for the parent's current mean value. Defaults: UCT ``inf`` (try every
+            child once), PUCT 0.
+        dirichlet_alpha: when set, root priors become (1 - eps) P + eps Dir(alpha) for each
+            search (not stored in the tree, so reused trees are not noised twice).
+        dirichlet_epsilon: the mixing weight eps.
+        final: how the move is chosen: most ``"visits"``, best ``"q"``, or ``"sample"`` from
+            N^(1/temperature).
+        temperature: for ``final="sample"``.
+        solver: propagate exact terminal values as proofs (MCTS-Solver); proven wins are
+            played, proven losses avoided, and the search stops once the root is solved.
+        leaves_per_round: leaves gathered per round (with virtual loss) for one batched call.
+        virtual_loss: pretend losses added along a pending path when ``leaves_per_round > 1``.
+        max_nodes: node cap; the search stops when an expansion would pass it.
+        transpositions: cache leaf evaluations by ``state.key`` so a position reached by
+            another path is not evaluated again.
+        value_bounds: (lowest, highest) value; the highest is a proven win for the solver.
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator | None = None,
+        *,
+        policy: Policy | None = None,
+        verifier: Verifier | VerifierFn | None = None,
+        selection: Selection = "puct",
+        c: float | None = None,
+        c_base: float | None = None,
+        fpu: float | Literal["parent"] | None = None,
+        dirichlet_alpha: float | None = None,
+        dirichlet_epsilon: float = 0.25,
+        final: FinalChoice = "visits",
+        temperature: float = 1.0,
+        solver: bool = True,
+        leaves_per_round: int = 1,
+        virtual_loss: int = 1,
+        max_nodes: int | None = None,
+        transpositions: bool = False,
+        value_bounds: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        if (evaluator is None) == (policy is None):
+            raise ValueError("MCTS needs exactly one of evaluator= or policy= (with verifier=)")
+        if evaluator is not None and not isinstance(evaluator, Evaluator):
+            raise TypeError(
+                f"evaluator must have .evaluate(states, rng=...), got {type(evaluator).__name__}"
+            )
+        if policy is not None:
+            if not isinstance(policy, Policy):
+                raise TypeError(
+                    f"policy must have .propose(states, rng=..., max_tokens=...), got "
+                    f"{type(policy).__name__}"
+                )
+            if verifier is None:
+                raise ValueError("MCTS with a policy needs a verifier to value its leaves")
+        if selection not in ("uct", "puct"):
+            raise ValueError(f"selection must be 'uct' or 'puct', got {selection!r}")
+        if final not in ("visits", "q", "sample"):
+            raise ValueError(f"final must be 'visits', 'q' or 'sample', got {final!r}")
+        if c is None:
+            c = math.sqrt(2.0) if selection == "uct" else 1.25
+        _check_number("c", c, minimum=0.0)
+        if c_base is not None:
+            _check_number("c_base", c_base, minimum=0.0, strict=True)
+            if selection != "puct":
+                raise ValueError("c_base (the AlphaZero schedule) applies to selection='puct'")
+        if fpu is None:
+            fpu = math.inf if selection == "uct" else 0.0
+        if fpu != "parent":
+            if isinstance(fpu, (str, bool)):
+                raise ValueError(f"fpu must be a number or 'parent', got {fpu!r}")
+            if math.isnan(fpu):
+                raise ValueError("fpu must not be NaN")
+        if dirichlet_alpha is not None:
+            _check_number("dirichlet_alpha", dirichlet_alpha, minimum=0.0, strict=True)
+        _check_number("dirichlet_epsilon", dirichlet_epsilon, minimum=0.0)
+        if dirichlet_epsilon > 1:
+            raise ValueError(f"dirichlet_epsilon must be in [0, 1], got {dirichlet_epsilon}")
+        _check_number("temperature", temperature, minimum=0.0)
+        for name, value in (("leaves_per_round", leaves_per_round), ("virtual_loss", virtual_loss)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        lo, hi = value_bounds
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(
+                f"value_bounds must be finite (low, high) with low < high: {value_bounds}"
+            )
+        self.evaluator = evaluator
+        self.policy = policy
+        self.verify = resolve_verifier(verifier)
+        self.selection = selection
+        self.c = float(c)
+        self.c_base = c_base
+        self.fpu = fpu
+        self.dirichlet_alpha = dirichlet_alpha
+        self.dirichlet_epsilon = float(dirichlet_epsilon)
+        self.final = final
+        self.temperature = float(temperature)
+        self.solver = bool(solver)
+        self.leaves_per_round = leaves_per_round
+        self.virtual_loss = virtual_loss
+        self.max_nodes = max_nodes
+        self.transpositions = bool(transpositions)
+        self.value_bounds = (float(lo), float(hi))
+
+    # ------------------------------------------------------------------ public
+    def search(
+        self, root: State | Tree, budget: Budget, *, rng: np.random.Generator
+    ) -> SearchResult:
+        """Run simulations from ``root`` (a state, or a tree to continue) within ``budget``."""
+        rng = check_rng(rng)
+        meter = BudgetMeter(budget)
+        if isinstance(root, Tree):
+            tree = root
+            if tree.states[Tree.ROOT] is None:
+                raise ValueError("cannot continue a tree without a root state (loaded from JSON?)")
+            if int(tree.virtual_loss[: tree.num_nodes].sum()) != 0:
+                raise ValueError("tree has leftover virtual loss; was a search interrupted?")
+        else:
+            tree = Tree(root, max_nodes=self.max_nodes)
+        if tree.terminal[Tree.ROOT]:
+            raise ValueError("cannot search from a terminal state")
+        cache: dict[object, tuple[list[Candidate], float]] | None = (
+            {} if self.transpositions else None
+        )
+        root_priors = self._noised_root_priors(tree, rng)
+        stop_reason = "exhausted"
+        while True:
+            if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
+                stop_reason = "solved"
+                break
+            if not meter.can(simulations=1):
+                stop_reason = meter.stop_reason or "exhausted"
+                break
+            pending = self._gather(tree, meter, root_priors)
+            if not pending:
+                stop_reason = meter.stop_reason or "exhausted"
+                break
+            full = self._evaluate_and_expand(tree, pending, meter, rng, cache)
+            vl = self.virtual_loss if self.leaves_per_round > 1 else 0
+            for item in pending:
+                assert item.value is not None  # filled by _evaluate_and_expand
+                backup(tree, item.path[-1], item.value, virtual_loss=vl)
+                if self.solver:
+                    self._propagate_proof(tree, item.path)
+            meter.charge(simulations=len(pending))
+            if root_priors is None and self.dirichlet_alpha is not None:
+                root_priors = self._noised_root_priors(tree, rng)
+            if full:
+                stop_reason = "max_nodes"
+                break
+        return self._result(tree, meter, rng, stop_reason)
+
+    # ------------------------------------------------------------------ phases
+    def _gather(
+        self, tree: Tree, meter: BudgetMeter, root_priors: np.ndarray | None
+    ) -> list[_Pending]:
+        """Select up to ``leaves_per_round`` leaves, adding virtual loss along each path."""
+        pending: list[_Pending] = []
+        new_leaves: set[int] = set()
+        cost = {"simulations": 0, "policy_calls": 0, "expansions": 0, "verifier_calls": 0}
+        for _ in range(self.leaves_per_round):
+            path = self._select(tree, root_priors)
+            leaf = path[-1]
+            if leaf in new_leaves:
+                # Visiting an unexpanded leaf twice would count a visit that no child receives;
+                # end the round instead (virtual loss usually steers around this).
+                break
+            value = self._known_value(tree, leaf)
+            step = {"simulations": 1}
+            if value is None:
+                if tree.terminal[leaf]:
+                    step["verifier_calls"] = 1
+                else:
+                    step.update(policy_calls=1, expansions=1)
+                    if self.policy is not None:
+                        step["verifier_calls"] = 1
+            trial = {k: cost[k] + step.get(k, 0) for k in cost}
+            if not meter.can(**trial):
+                break
+            cost = trial
+            if value is None:
+                new_leaves.add(leaf)
+            pending.append(_Pending(path, value))
+            if self.leaves_per_round > 1:
+                apply_virtual_loss(tree, path, self.virtual_loss)
+        return pending
+
+    def _select(self, tree: Tree, root_priors: np.ndarray | None) -> list[int]:
+        node = Tree.ROOT
+        path = [node]
+        first_child = tree.first_child
+        while first_child[node] >= 0 and not tree.terminal[node]:
+            start = int(first_child[node])
+            end = start + int(tree.num_children[node])
+            priors = root_priors if node == Tree.ROOT and root_priors is not None else None
+            node = start + self._best_child(tree, node, start, end, priors)
+            if tree.states[node] is None:
+                tree.state(node)
+            path.append(node)
+        return path
+
+    def _best_child(
+        self, tree: Tree, node: int, start: int, end: int, priors: np.ndarray | None
+    ) -> int:
+        visits = tree.visits[start:end]
+        value_sum = tree.value_sum[start:end]
+        fpu = self.fpu
+        if fpu == "parent":
+            n = tree.visits[node]
+            own = tree.value_sum[node] / n if n > 0 else 0.0
+            # The parent's mean is stored for *its* parent's player; children are scored for
+            # the player at ``node``, so convert through the one sign rule.
+            fpu = own if node == Tree.ROOT else value_for_parent(tree, node, own)
+        parent_visits = int(tree.visits[node])
+        if self.selection == "uct":
+            scores = uct_scores(visits, value_sum, parent_visits, c=self.c, fpu=fpu)
+        else:
+            c = (
+                self.c
+                if self.c_base is None
+                else alphazero_c(parent_visits, c_base=self.c_base, c_init=self.c)
+            )
+            p = tree.prior[start:end] if priors is None else priors
+            scores = puct_scores(visits, value_sum, p, parent_visits, c=c, fpu=fpu)
+        if self.solver:
+            proven = tree.proven[start:end]
+            known = ~np.isnan(proven)
+            if known.any():
+                wins = np.flatnonzero(proven >= self.value_bounds[1])
+                if len(wins):
+                    return int(wins[0])
+                # A proven child's value is exact: spend simulations on the unproven ones.
+                # (All children proven would have proven this node, which is never entered.)
+                if not known.all():
+                    scores = np.where(known, -np.inf, scores)
+        return int(np.argmax(scores))
+
+    def _known_value(self, tree: Tree, leaf: int) -> float | None:
+        """The exact value of a terminal leaf, for the player to move there."""
+        if not tree.terminal[leaf]:
+            return None
+        value = tree.state(leaf).terminal_value()
+        if value is None:
+            if self.verify is None:
+                raise ValueError(
+                    f"terminal state at node {leaf} has no terminal_value() and MCTS has no "
+                    "verifier to score it"
+                )
+            return None
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"terminal_value() of node {leaf} is not finite: {value}")
+        return value
+
+    def _evaluate_and_expand(
+        self,
+        tree: Tree,
+        pending: list[_Pending],
+        meter: BudgetMeter,
+        rng: np.random.Generator,
+        cache: dict[object, tuple[list[Candidate], float]] | None,
+    ) -> bool:
+        """Fill in every pending value; expand new non-terminal leaves. True if the tree is full."""
+        todo: dict[int, list[int]] = {}
+        for i, item in enumerate(pending):
+            if item.value is None:
+                todo.setdefault(item.path[-1], []).append(i)
+        leaves = list(todo)
+        states = [tree.state(leaf) for leaf in leaves]
+        results: dict[int, tuple[list[Candidate] | None, float]] = {}
+        to_call = []
+        for leaf, state in zip(leaves, states, strict=True):
+            if cache is not None and (hit := cache.get(state.key)) is not None:
+                results[leaf] = hit
+            else:
+                to_call.append(leaf)
+        if to_call:
+            call_states = [tree.state(leaf) for leaf in to_call]
+            fresh = self._evaluate(tree, to_call, call_states, meter, rng)
+            for leaf, state, res in zip(to_call, call_states, fresh, strict=True):
+                results[leaf] = res
+                if cache is not None and res[0] is not None:
+                    cache[state.key] = (res[0], res[1])
+        full = False
+        for leaf in leaves:
+            candidates, value = results[leaf]
+            if candidates is not None and not full:
+                if not candidates:
+                    raise ValueError(
+                        f"empty expansion: no children proposed for non-terminal node {leaf} "
+                        f"({tree.state(leaf)!r})"
+                    )
+                try:
+                    expand_node(tree, leaf, candidates, dedupe=self.policy is not None)
+                    meter.charge(expansions=1)
+                except TreeFull:
+                    full = True
+            for i in todo[leaf]:
+                pending[i] = _Pending(pending[i].path, value)
+        return full
+
+    def _evaluate(
+        self,
+        tree: Tree,
+        leaves: list[int],
+        states: list[State],
+        meter: BudgetMeter,
+        rng: np.random.Generator,
+    ) -> list[tuple[list[Candidate] | None, float]]:
+        """(children or None for terminal leaves, value for the player to move) per leaf."""
+        live = [i for i, leaf in enumerate(leaves) if not tree.terminal[leaf]]
+        live_states = [states[i] for i in live]
+        out: list[tuple[list[Candidate] | None, float]] = [(None, 0.0)] * len(leaves)
+        if self.evaluator is not None:
+            raw = self.evaluator.evaluate(live_states, rng=rng)
+            meter.charge(policy_calls=len(live_states))
+            evaluations = check_evaluations(raw, live_states, source=self.evaluator)
+            for i, state, ev in zip(live, live_states, evaluations, strict=True):
+                actions = state.legal_actions()
+                cands = [Candidate(a, p) for a, p in zip(actions, ev.priors.tolist(), strict=True)]
+                out[i] = (cands, ev.value)
+            dead = [i for i, leaf in enumerate(leaves) if tree.terminal[leaf]]
+        else:
+            assert self.policy is not None  # guaranteed by __init__
+            proposals = propose(self.policy, live_states, meter, rng)
+            if proposals is None:
+                raise RuntimeError("budget refused a policy call that was checked beforehand")
+            for i, cands in zip(live, proposals, strict=True):
+                out[i] = (cands, 0.0)
+            dead = list(range(len(leaves)))  # every leaf gets its value from the verifier
+        if dead:
+            assert self.verify is not None  # terminal-without-value checked in _known_value
+            scores = score_states(self.verify, [states[i] for i in dead], meter)
+            if scores is None:
+                raise RuntimeError("budget refused a verifier call that was checked beforehand")
+            for i, score in zip(dead, scores, strict=True):
+                cands = out[i][0]
+                out[i] = (cands, score.value)
+                tree.score[leaves[i]] = score.value
+        return out
+
+    def _propagate_proof(self, tree: Tree, path: list[int]) -> None:
+        """MCTS-Solver: mark the leaf proven if terminal, then prove ancestors while possible."""
+        leaf = path[-1]
+        if not tree.terminal[leaf] or not math.isnan(tree.proven[leaf]):
+            return
+        value = tree.state(leaf).terminal_value()
+        if value is None:
+            return
+        hi = self.value_bounds[1]
+        tree.proven[leaf] = value if leaf == Tree.ROOT else value_for_parent(tree, leaf, value)
+        for node in reversed(path[:-1]):
+            kids = tree.children(node)
+            proven = tree.proven[kids.start : kids.stop]
+            known = ~np.isnan(proven)
+            if (proven[known] >= hi).any():
+                own = hi
+            elif known.all():
+                own = float(proven.max())
+            else:
+                return
+            # ``own`` is for the player to move at ``node``; store it in its parent's frame.
+            tree.proven[node] = own if node == Tree.ROOT else value_for_parent(tree, node, own)
+
+    def _noised_root_priors(self, tree: Tree, rng: np.random.Generator) -> np.ndarray | None:
+        if self.dirichlet_alpha is None or not tree.is_expanded(Tree.ROOT):
+            return None
+        kids = tree.children(Tree.ROOT)
+        priors = tree.prior[kids.start : kids.stop]
+        noise = rng.dirichlet(np.full(len(kids), self.dirichlet_alpha))
+        eps = self.dirichlet_epsilon
+        return (1.0 - eps) * priors + eps * noise
+
+    # ------------------------------------------------------------------ result
+    def _result(
+        self, tree: Tree, meter: BudgetMeter, rng: np.random.Generator, stop_reason: str
+    ) -> SearchResult:
+        actions, dist = root_distribution(tree)
+        kids = tree.children(Tree.ROOT)
+        action: Action | None = None
+        best: int | None = None
+        if len(kids):
+            best = kids.start + self._final_choice(tree, kids, rng)
+            action = tree.actions[best]
+        root_visits = tree.visits[Tree.ROOT]
+        root_value = float(tree.value_sum[Tree.ROOT] / root_visits) if root_visits else math.nan
+        if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
+            root_value = float(tree.proven[Tree.ROOT]) + 0.0  # no negative zero
+        traces = () if best is None else (trace_from_path(tree, self._follow(tree, best)),)
+        return SearchResult(
+            action=action,
+            actions=actions,
+            visit_distribution=dist,
+            root_value=root_value,
+            tree=tree,
+            usage=meter.usage(),
+            traces=traces,
+            stop_reason=stop_reason,
+        )
+
+    def _final_choice(self, tree: Tree, kids: range, rng: np.random.Generator) -> int:
+        start, stop = kids.start, kids.stop
+        visits = tree.visits[start:stop].astype(np.float64)
+        q = np.where(visits > 0, tree.value_sum[start:stop] / np.maximum(visits, 1.0), -np.inf)
+        proven = tree.proven[start:stop] if self.solver else np.full(len(kids), np.nan)
+        known = ~np.isnan(proven)
+        if known.any():
+            wins = np.flatnonzero(proven >= self.value_bounds[1])
+            if len(wins):
+                return int(wins[0])
+            # Proven children stop collecting visits, so rank them by their exact value.
+            q = np.where(known, proven, q)
+            losing = known & (proven <= self.value_bounds[0])
+            if losing.all():
+                return int(np.argmax(visits))
+            visits = np.where(losing, -1.0, visits)
+            q = np.where(losing, -np.inf, q)
+        if self.final == "q":
+            return int(np.argmax(q))
+        if self.final == "sample" and self.temperature > 0:
+            pi = visit_policy(np.maximum(visits, 0.0), self.temperature)
+            return int(rng.choice(len(pi), p=pi))
+        best = int(np.argmax(visits))
+        if known.any():
+            # The most visited unproven move is kept unless a proven move is worth more.
+            safe = np.flatnonzero(known & ~losing)
+            if len(safe) and q[safe].max() > q[best]:
+                return int(safe[np.argmax(q[safe])])
+        tied = np.flatnonzero(visits == visits[best])
+        return int(tied[np.argmax(q[tied])])
+
+    @staticmethod
+    def _follow(tree: Tree, node: int) -> int:
+        """Most-visited descent from ``node`` to a leaf of the explored tree."""
+        while (kids := tree.children(node)) and tree.visits[kids.start : kids.stop].max() > 0:
+            node = kids.start + int(np.argmax(tree.visits[kids.start : kids.stop]))
+        return node
+
+
+def reuse_subtree(tree: Tree, action: Action) -> Tree:
+    """The subtree under the root's child ``action``, as a new tree to continue searching.
+
+    The new root's statistics are converted to its own player's frame (the sign rule).
+    """
+    for child in tree.children(Tree.ROOT):
+        if tree.actions[child] == action:
+            break
+    else:
+        raise ValueError(f"action {action!r} is not a child of the root")
+    tree.state(child)
+    sub = tree.subtree(child)
+    sub.value_sum[Tree.ROOT] = value_for_parent(tree, child, float(tree.value_sum[child]))
+    if not math.isnan(tree.proven[child]):
+        sub.proven[Tree.ROOT] = value_for_parent(tree, child, float(tree.proven[child]))
+    return sub
+
+
+def _check_number(name: str, value: object, *, minimum: float, strict: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be finite and {op} {minimum}, got {value}")
