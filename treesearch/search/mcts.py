@@ -483,7 +483,7 @@ class MCTS:
         root_value = float(tree.value_sum[Tree.ROOT] / root_visits) if root_visits else math.nan
         if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
             root_value = float(tree.proven[Tree.ROOT]) + 0.0  # no negative zero
-        traces = () if best is None else (trace_from_path(tree, self._follow(tree, best)),)
+        traces = () if best is None else (trace_from_path(tree, self._follow(tree, best, rng)),)
         return SearchResult(
             action=action,
             actions=actions,
@@ -495,7 +495,9 @@ class MCTS:
             stop_reason=stop_reason,
         )
 
-    def _final_choice(self, tree: Tree, kids: range, rng: np.random.Generator) -> int:
+    def _final_choice(
+        self, tree: Tree, kids: range, rng: np.random.Generator, *, sample: bool = True
+    ) -> int:
         start, stop = kids.start, kids.stop
         visits = tree.visits[start:stop].astype(np.float64)
         q = np.where(visits > 0, tree.value_sum[start:stop] / np.maximum(visits, 1.0), -np.inf)
@@ -514,7 +516,7 @@ class MCTS:
             q = np.where(losing, -np.inf, q)
         if self.final == "q":
             return int(np.argmax(q))
-        if self.final == "sample" and self.temperature > 0:
+        if sample and self.final == "sample" and self.temperature > 0:
             pi = visit_policy(np.maximum(visits, 0.0), self.temperature)
             return int(rng.choice(len(pi), p=pi))
         best = int(np.argmax(visits))
@@ -526,11 +528,10 @@ class MCTS:
         tied = np.flatnonzero(visits == visits[best])
         return int(tied[np.argmax(q[tied])])
 
-    @staticmethod
-    def _follow(tree: Tree, node: int) -> int:
-        """Most-visited descent from ``node`` to a leaf of the explored tree."""
+    def _follow(self, tree: Tree, node: int, rng: np.random.Generator) -> int:
+        """Descend from ``node`` by the final-move rule (no sampling) to an explored leaf."""
         while (kids := tree.children(node)) and tree.visits[kids.start : kids.stop].max() > 0:
-            node = kids.start + int(np.argmax(tree.visits[kids.start : kids.stop]))
+            node = kids.start + self._final_choice(tree, kids, rng, sample=False)
         return node
 
 
