@@ -163,6 +163,8 @@ def write_traces(path: str | os.PathLike[str], traces: Iterable[Trace]) -> int:
                 count += 1
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates 0600 files; traces are ordinary data files.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

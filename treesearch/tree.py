@@ -222,7 +222,7 @@ class Tree:
         return [i for i in range(self.num_nodes) if self.first_child[i] == self.UNEXPANDED]
 
     def principal_variation(self) -> list[int]:
-        """Root-to-leaf path following the most visited child (ties: higher Q, then order)."""
+        """Root-to-leaf path following the most visited child (ties: the first in order)."""
         out = [self.ROOT]
         node = self.ROOT
         while (kids := self.children(node)) and self.visits[kids.start : kids.stop].max() > 0:

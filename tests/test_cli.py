@@ -1,0 +1,196 @@
+"""Tests for the ``treesearch`` command (treesearch.cli), run in-process through ``main``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import types
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import treesearch
+from treesearch.cli import main, run_demo
+from treesearch.tree import Tree
+from treesearch.viz import load_json, save_json, to_dot
+
+SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed")
+
+
+def saved_tree(tmp_path):
+    tree = Tree()
+    tree.add_children(0, ["left", "middle", "right"], [0.2, 0.5, 0.3])
+    tree.add_children(2, ["deeper"], [1.0])
+    tree.visits[:5] = [9, 2, 5, 2, 5]
+    tree.value_sum[:5] = [1.0, -1.0, 3.0, 0.0, 2.0]
+    return save_json(tree, tmp_path / "tree.json")
+
+
+def assert_svg(path):
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG}svg"
+    return [el.text for el in root.iter(f"{SVG}text")]
+
+
+@needs_dot
+def test_viz_writes_svg(tmp_path, capsys):
+    out = tmp_path / "out.svg"
+    assert main(["viz", str(saved_tree(tmp_path)), "-o", str(out)]) == 0
+    texts = assert_svg(out)
+    assert "middle" in texts and "deeper" in texts
+    assert "out.svg" in capsys.readouterr().out
+
+
+@needs_dot
+def test_viz_pruning_options(tmp_path):
+    out = tmp_path / "out.svg"
+    args = ["viz", str(saved_tree(tmp_path)), "-o", str(out), "--top-k", "1", "--max-depth", "1"]
+    assert main(args) == 0
+    texts = assert_svg(out)
+    assert "middle" in texts and "left" not in texts and "deeper" not in texts
+    assert texts.count("+1 more") == 1 and "+2 more" in texts
+
+
+@needs_dot
+def test_viz_writes_png(tmp_path):
+    out = tmp_path / "out.png"
+    assert main(["viz", str(saved_tree(tmp_path)), "--output", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_viz_writes_dot_source(tmp_path):
+    path = saved_tree(tmp_path)
+    out = tmp_path / "out.dot"
+    assert main(["viz", str(path), "-o", str(out), "--min-visits", "3"]) == 0
+    assert out.read_text(encoding="utf-8") == to_dot(load_json(path), min_visits=3)
+
+
+def test_viz_missing_file_is_a_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "nope.json"
+    assert main(["viz", str(missing), "-o", str(tmp_path / "out.svg")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("treesearch: error: ") and "nope.json" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.svg").exists()
+
+
+def test_viz_corrupted_file_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "treesearch.tree/1", "num_nodes": 2}')
+    assert main(["viz", str(bad), "-o", str(tmp_path / "out.dot")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("treesearch: error: ") and "bad.json" in err
+    assert err.count("\n") == 1
+
+
+def test_viz_unknown_output_format(tmp_path, capsys):
+    assert main(["viz", str(saved_tree(tmp_path)), "-o", str(tmp_path / "out.bmp")]) == 1
+    assert "unknown format" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["viz"],
+        ["viz", "tree.json"],  # -o is required
+        ["viz", "tree.json", "-o", "x.svg", "--top-k", "0"],
+        ["viz", "tree.json", "-o", "x.svg", "--max-depth", "deep"],
+        ["demo", "--sims", "0"],
+        ["demo", "--opening", "38"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"treesearch {treesearch.__version__}"
+
+
+def test_help(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "viz" in out and "demo" in out
+
+
+# ---------------------------------------------------------------------------------- demo
+def check_demo(summary, out_dir, sims):
+    assert summary["action"] in range(7)
+    assert summary["action"] in summary["actions"]
+    assert len(summary["distribution"]) == len(summary["actions"])
+    assert sum(summary["distribution"]) == pytest.approx(1.0)
+    tree = load_json(out_dir / "tree.json")
+    assert int(tree.visits[0]) == sims
+    assert summary["paths"]["json"] == out_dir / "tree.json"
+    if shutil.which("dot"):
+        assert summary["paths"]["svg"] == out_dir / "tree.svg"
+        assert_svg(out_dir / "tree.svg")
+
+
+def test_demo_runs_real_mcts(tmp_path, capsys):
+    pytest.importorskip("treesearch.search.mcts")
+    summary = run_demo(tmp_path / "a", sims=200, seed=1)
+    check_demo(summary, tmp_path / "a", 200)
+    # the same search through the command line prints the table and the move
+    assert main(["demo", "--out", str(tmp_path / "b"), "--sims", "200", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"chosen move: column {summary['action']}" in out
+    assert "column" in out and "visits" in out and "share" in out
+    assert int(load_json(tmp_path / "b" / "tree.json").visits[0]) == 200
+    if shutil.which("dot"):
+        assert_svg(tmp_path / "b" / "tree.svg")
+
+
+def test_demo_from_an_opening(tmp_path):
+    pytest.importorskip("treesearch.search.mcts")
+    summary = run_demo(tmp_path, sims=50, seed=0, opening=(3, 3, 2))
+    check_demo(summary, tmp_path, 50)
+    assert summary["to_play"] == 1
+
+
+class FakeMCTS:
+    """Stands in for treesearch.search.mcts.MCTS: a fixed root with three visited children."""
+
+    def __init__(self, evaluator, *, selection, c):
+        assert selection == "uct" and c == 1.4
+
+    def search(self, state, budget, *, rng):
+        from treesearch import SearchResult, Usage
+
+        tree = Tree(state)
+        kids = tree.add_children(0, [2, 3, 4], np.full(3, 1 / 3))
+        visits = [budget.simulations // 4, budget.simulations // 2, budget.simulations // 4]
+        tree.visits[list(kids)] = visits
+        tree.visits[0] = sum(visits)
+        tree.value_sum[list(kids)] = [-1.0, 5.0, 0.0]
+        dist = np.asarray(visits, dtype=float) / sum(visits)
+        usage = Usage(simulations=sum(visits))
+        return SearchResult(3, (2, 3, 4), dist, 0.1, tree, usage)
+
+
+def test_demo_output_with_a_stand_in_search(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("treesearch.games.connect_four")
+    fake = types.ModuleType("treesearch.search.mcts")
+    fake.MCTS = FakeMCTS
+    monkeypatch.setitem(sys.modules, "treesearch.search.mcts", fake)
+    assert main(["demo", "--out", str(tmp_path), "--sims", "40", "--opening", "33"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "X to move" in lines[0] and "40 simulations" in lines[0]
+    row = next(line for line in lines if line.split()[:1] == ["3"])
+    assert row.split()[:4] == ["3", "20", "50.0%", "+0.250"]
+    assert row.endswith("#" * 15)
+    assert "chosen move: column 3" in out
+    assert str(tmp_path / "tree.json") in out
+    check_demo(run_demo(tmp_path, sims=40, seed=0), tmp_path, 40)
+
+
+def test_demo_rejects_bad_sims(tmp_path):
+    with pytest.raises(ValueError, match="sims"):
+        run_demo(tmp_path, sims=0)

@@ -1,0 +1,259 @@
+"""The ``treesearch`` command.
+
+Subcommands:
+
+* ``treesearch demo``: MCTS on a connect-four position; prints the move and the root's visit
+  distribution, and writes ``tree.json`` and ``tree.svg``.
+* ``treesearch viz TREE.json -o OUT.svg``: draw a saved tree (``.svg``, ``.png``, ``.pdf`` or
+  ``.dot`` by the output suffix).
+
+The command owns the terminal: it prints here, the library never does. Exit status: 0 on
+success, 2 for usage errors, 1 (with a one-line ``treesearch: error: ...``) for bad input
+files, missing tools and other expected failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run_demo"]
+
+_PROG = "treesearch"
+_BAR_WIDTH = 30
+
+
+# ------------------------------------------------------------------------------------ demo
+def run_demo(
+    out_dir: str | os.PathLike[str],
+    *,
+    sims: int = 2000,
+    seed: int | None = 0,
+    opening: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Run UCT with random rollouts on a connect-four position and save the tree.
+
+    Args:
+        out_dir: folder for ``tree.json`` and ``tree.svg`` (created if missing).
+        sims: MCTS simulations.
+        seed: seed of the search's random generator.
+        opening: columns played from the empty board before searching.
+
+    Returns:
+        A summary: ``board`` (text), ``to_play``, ``action``, ``actions``, ``visits``,
+        ``distribution``, ``q`` (per root child, for the player to move), ``root_value``,
+        ``usage`` (dict), ``paths`` (``json`` and ``svg``, or ``dot`` when Graphviz is missing)
+        and ``warning`` (``None`` or why the SVG could not be drawn).
+    """
+    import numpy as np
+
+    from . import Budget
+    from .evaluators import RandomRollout
+    from .games.connect_four import ConnectFour
+    from .search.mcts import MCTS
+    from .viz import render, save_json
+
+    if isinstance(sims, bool) or not isinstance(sims, int) or sims < 1:
+        raise ValueError(f"sims must be a positive int, got {sims!r}")
+    state = ConnectFour.from_moves(list(opening)) if opening else ConnectFour()
+    if state.is_terminal():
+        raise ValueError("the opening already ends the game; nothing to search")
+    mcts = MCTS(RandomRollout(), selection="uct", c=1.4)
+    result = mcts.search(state, Budget(simulations=sims), rng=np.random.default_rng(seed))
+    tree = result.tree
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": save_json(tree, out / "tree.json")}
+    view: dict[str, Any] = {"top_k": 3, "max_depth": 3}  # about 40 boxes: readable on a screen
+    warning = None
+    try:
+        paths["svg"] = render(tree, out / "tree.svg", **view)
+    except RuntimeError as exc:  # no Graphviz: keep the DOT source so the user can draw it
+        warning = str(exc)
+        paths["dot"] = render(tree, out / "tree.dot", **view)
+
+    kids = tree.children(tree.ROOT)
+    return {
+        "board": str(state),
+        "to_play": int(state.to_play),
+        "action": result.action,
+        "actions": tuple(result.actions),
+        "visits": [int(tree.visits[i]) for i in kids],
+        "distribution": np.asarray(result.visit_distribution, dtype=float).tolist(),
+        "q": [tree.q(i) for i in kids],
+        "root_value": float(result.root_value),
+        "usage": result.usage.to_dict(),
+        "paths": paths,
+        "warning": warning,
+    }
+
+
+def _format_demo(summary: dict[str, Any], *, sims: int, seed: int | None) -> str:
+    player = "XO"[summary["to_play"]]
+    lines = [
+        f"Connect four, {player} to move; UCT with random rollouts, {sims} simulations "
+        f"(seed {seed})",
+        "",
+        summary["board"],
+        "0123456",
+        "",
+        f"{'column':>6}  {'visits':>7}  {'share':>6}  {'Q':>7}",
+    ]
+    rows = zip(
+        summary["actions"], summary["visits"], summary["distribution"], summary["q"], strict=True
+    )
+    for action, visits, share, q in rows:
+        q_text = f"{q:+.3f}" if visits > 0 else "-"
+        bar = "#" * round(share * _BAR_WIDTH)
+        lines.append(f"{action!s:>6}  {visits:>7}  {share:>6.1%}  {q_text:>7}  {bar}")
+    lines += [
+        "",
+        f"chosen move: column {summary['action']}   (root value {summary['root_value']:+.3f}; "
+        f"values are for {player}, from -1 loss to +1 win)",
+    ]
+    lines += [f"wrote {path}" for path in summary["paths"].values()]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ parsing
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _opening(text: str) -> tuple[int, ...]:
+    digits = text.replace(",", " ").split()
+    if len(digits) == 1 and len(digits[0]) > 1:
+        digits = list(digits[0])
+    if not all(d.isdigit() and int(d) < 7 for d in digits):
+        raise argparse.ArgumentTypeError(
+            f"expected columns 0..6 such as '332' or '3,3,2': {text!r}"
+        )
+    return tuple(int(d) for d in digits)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=_PROG, description="Tree search with pluggable generators and verifiers."
+    )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    viz = commands.add_parser(
+        "viz", help="draw a saved tree", description="Draw a tree saved as JSON."
+    )
+    viz.add_argument("tree", metavar="TREE.json", help="a tree written by treesearch.viz.save_json")
+    viz.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output file; the suffix picks the format: .svg, .png, .pdf or .dot",
+    )
+    viz.add_argument(
+        "--max-depth", type=_int_at_least(0), metavar="D", help="hide nodes deeper than D"
+    )
+    viz.add_argument(
+        "--top-k", type=_int_at_least(1), metavar="K", help="keep the K most visited children"
+    )
+    viz.add_argument(
+        "--min-visits",
+        type=_int_at_least(0),
+        default=0,
+        metavar="N",
+        help="hide children with fewer than N visits",
+    )
+    viz.set_defaults(handler=_cmd_viz)
+
+    demo = commands.add_parser(
+        "demo",
+        help="MCTS on connect four, with a picture of the tree",
+        description="Run UCT with random rollouts on connect four and draw the search tree.",
+    )
+    demo.add_argument(
+        "--out",
+        default="treesearch-demo",
+        metavar="DIR",
+        help="output folder (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--sims",
+        type=_int_at_least(1),
+        default=2000,
+        metavar="N",
+        help="simulations (default: %(default)s)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument(
+        "--opening",
+        type=_opening,
+        default=(),
+        metavar="MOVES",
+        help="columns played before searching, e.g. '332' (default: the empty board)",
+    )
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+# ----------------------------------------------------------------------------------- commands
+def _cmd_viz(args: argparse.Namespace) -> int:
+    from .viz import load_json, render
+
+    tree = load_json(args.tree)
+    path = render(
+        tree, args.output, max_depth=args.max_depth, top_k=args.top_k, min_visits=args.min_visits
+    )
+    print(f"wrote {path} ({tree.num_nodes} nodes in the tree)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    print(f"searching ({args.sims} simulations)...", file=sys.stderr, flush=True)
+    summary = run_demo(args.out, sims=args.sims, seed=args.seed, opening=args.opening)
+    print(_format_demo(summary, sims=args.sims, seed=args.seed))
+    if summary["warning"]:
+        print(f"{_PROG}: warning: {summary['warning']}", file=sys.stderr)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return f"no such file or directory: {exc.filename}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``treesearch`` command with ``argv`` (default ``sys.argv[1:]``); returns the
+    exit status instead of exiting, so it can be called in-process."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.handler(args)
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
+        print(f"{_PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
