@@ -4,6 +4,7 @@ The core imports only numpy; torch, transformers and graphviz load lazily where 
 """
 
 from .budget import Budget, BudgetMeter, Usage
+from .evaluators import LegalActionsPolicy, PolicyVerifierEvaluator, RandomRollout, UniformEvaluator
 from .interfaces import (
     Action,
     Candidate,
@@ -15,28 +16,35 @@ from .interfaces import (
     Verifier,
 )
 from .results import SearchResult, Trace, TraceStep, read_traces, write_traces
+from .search.mcts import MCTS, reuse_subtree
 from .tree import Node, Tree
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MCTS",
     "Action",
     "Budget",
     "BudgetMeter",
     "Candidate",
     "Evaluation",
     "Evaluator",
+    "LegalActionsPolicy",
     "Node",
     "Policy",
+    "PolicyVerifierEvaluator",
+    "RandomRollout",
     "Score",
     "SearchResult",
     "State",
     "Trace",
     "TraceStep",
     "Tree",
+    "UniformEvaluator",
     "Usage",
     "Verifier",
     "__version__",
     "read_traces",
+    "reuse_subtree",
     "write_traces",
 ]

@@ -487,8 +487,10 @@ def test_max_nodes_cap():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="needs an evaluator"):
         MCTS()
+    with pytest.raises(ValueError, match="not both"):
+        MCTS(UniformEvaluator(), policy=object(), verifier=lambda s: [0.0] * len(s))
     with pytest.raises(ValueError, match="verifier"):
         MCTS(policy=type("P", (), {"propose": lambda self, s, *, rng, max_tokens=None: []})())
     with pytest.raises(ValueError, match="selection"):

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..backup import apply_virtual_loss, backup, value_for_parent
 from ..budget import Budget, BudgetMeter
+from ..evaluators import LegalActionsPolicy
 from ..interfaces import (
     Action,
     Candidate,
@@ -87,7 +88,8 @@ class MCTS:
         evaluator: priors over legal actions and a value per leaf (games). Mutually exclusive
             with ``policy``.
         policy: proposes a leaf's children (open-ended actions, e.g. LLM steps); needs
-            ``verifier`` for leaf values.
+            ``verifier`` for leaf values. Defaults to every legal action with a uniform prior
+            when only a ``verifier`` is given.
         verifier: scores leaf states (value for the player to move); used with ``policy``, and
             for terminal states whose ``terminal_value()`` is ``None``.
         selection: ``"uct"`` (Q + c sqrt(ln N / n)) or ``"puct"`` (Q + c P sqrt(N) / (1 + n)).
@@ -135,8 +137,14 @@ class MCTS:
         transpositions: bool = False,
         value_bounds: tuple[float, float] = (-1.0, 1.0),
     ) -> None:
-        if (evaluator is None) == (policy is None):
-            raise ValueError("MCTS needs exactly one of evaluator= or policy= (with verifier=)")
+        if evaluator is not None and policy is not None:
+            raise ValueError("MCTS takes evaluator= or policy= (with verifier=), not both")
+        if evaluator is None and policy is None:
+            if verifier is None:
+                raise ValueError(
+                    "MCTS needs an evaluator=, or a verifier= (optionally with a policy=)"
+                )
+            policy = LegalActionsPolicy()
         if evaluator is not None and not isinstance(evaluator, Evaluator):
             raise TypeError(
                 f"evaluator must have .evaluate(states, rng=...), got {type(evaluator).__name__}"
