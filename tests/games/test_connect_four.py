@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from treesearch.games import ConnectFour
 
+from treesearch.games import ConnectFour
 from treesearch.interfaces import State
 
 # A full board without a four, found by random play and checked against the reference below.

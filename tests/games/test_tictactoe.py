@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from treesearch.games import TicTacToe
 
+from treesearch.games import TicTacToe
 from treesearch.interfaces import State
 
 LINES = [

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import treesearch.games
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from treesearch.games import Bandit, Chain, DeceptiveTrap, ExplicitTree
 
+import treesearch.games
+from treesearch.games import Bandit, Chain, DeceptiveTrap, ExplicitTree
 from treesearch.interfaces import State
 
 
