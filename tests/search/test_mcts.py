@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import pytest
@@ -17,27 +16,11 @@ from treesearch.games.tictactoe import TicTacToe
 from treesearch.games.toys import Bandit, Chain, ExplicitTree
 from treesearch.search.mcts import MCTS, reuse_subtree, visit_policy
 from treesearch.selection import alphazero_c, puct_scores, uct_scores
+from treesearch.testing import HashEvaluator, assert_tree_invariants
 
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-class HashEvaluator:
-    """Deterministic priors and values derived from the state key (no randomness)."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def evaluate(self, states, *, rng):
-        self.calls.append(len(states))
-        out = []
-        for s in states:
-            r = np.random.default_rng(zlib.crc32(repr(s.key).encode()))
-            n = len(s.legal_actions())
-            p = r.random(n) + 0.1
-            out.append(Evaluation(p / p.sum(), float(r.uniform(-1, 1))))
-        return out
 
 
 def check_conservation(tree) -> None:
@@ -48,6 +31,7 @@ def check_conservation(tree) -> None:
         if tree.terminal[n]:
             assert len(kids) == 0
     assert tree.virtual_loss[: tree.num_nodes].sum() == 0
+    assert_tree_invariants(tree, value_bounds=(-1.0, 1.0))
 
 
 # ---------------------------------------------------------------- hand-computed formulas

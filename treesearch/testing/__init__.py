@@ -4,6 +4,7 @@
   run a user's own State / Policy / Verifier / Evaluator through the contracts and raise
   :class:`ConformanceError` listing every problem, each naming what to fix.
 * :func:`assert_tree_invariants`: structural and statistical invariants of a search tree.
+* :class:`HashEvaluator`: a deterministic evaluator for tests and golden trees.
 * ``treesearch.testing.strategies``: hypothesis strategies (random game trees, verifiers,
   budgets, seeds). It imports hypothesis, so it is loaded only when first used.
 """
@@ -21,9 +22,11 @@ from .checks import (
     check_state,
     check_verifier,
 )
+from .fakes import HashEvaluator
 
 __all__ = [
     "ConformanceError",
+    "HashEvaluator",
     "assert_tree_invariants",
     "check_evaluator",
     "check_policy",
