@@ -9,7 +9,8 @@ state is created lazily, by stepping its parent's state, the first time it is ne
 Statistics convention: ``value_sum[n] / visits[n]`` is Q(parent(n), action(n)), from the point
 of view of the player to move at the parent (``docs/concepts.md``). ``proven[n]`` is an exact
 value in the same frame (MCTS-Solver), NaN while unknown. ``score[n]`` is a verifier score of
-node ``n``'s own state, for ``to_play[n]``, NaN when not scored.
+node ``n``'s own state, for ``to_play[n]``, NaN when not scored. ``proven_children[n]`` counts
+the children of ``n`` with a proven value, so selection skips the solver check when it is 0.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ _ARRAYS: dict[str, tuple[type, float]] = {
     "proven": (np.float64, math.nan),
     "tokens": (np.int32, 0),
     "virtual_loss": (np.int32, 0),
+    "proven_children": (np.int32, 0),
 }
+
+# Derived or transient arrays that JSON does not store.
+_NOT_SERIALISED = ("virtual_loss", "proven_children")
 
 
 class TreeFull(RuntimeError):
@@ -74,6 +79,7 @@ class Tree:
     proven: np.ndarray
     tokens: np.ndarray
     virtual_loss: np.ndarray
+    proven_children: np.ndarray
 
     def __init__(
         self,
@@ -281,7 +287,7 @@ class Tree:
         n = self.num_nodes
         arrays = {}
         for name in _ARRAYS:
-            if name == "virtual_loss":
+            if name in _NOT_SERIALISED:
                 continue
             values = getattr(self, name)[:n].tolist()
             if getattr(self, name).dtype == np.float64:
@@ -316,6 +322,8 @@ class Tree:
         actions = data["actions"]
         if len(actions) != n:
             raise ValueError(f"{len(actions)} actions for {n} nodes")
+        proven_parents = tree.parent[1:n][~np.isnan(tree.proven[1:n])]
+        np.add.at(tree.proven_children, proven_parents, 1)
         tree.actions = [_decode_action(a) for a in actions]
         tree.states = [None] * n
         tree.payloads = [None] * n
