@@ -16,14 +16,26 @@ from .interfaces import (
     Verifier,
 )
 from .results import SearchResult, Trace, TraceStep, read_traces, write_traces
+from .search.beam import BeamSearch
+from .search.best_first import BestFirst
+from .search.best_of_n import BestOfN
+from .search.bfs import BFS
+from .search.dfs import DFS
+from .search.dvts import DVTS
 from .search.mcts import MCTS, reuse_subtree
 from .tree import Node, Tree
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BFS",
+    "DFS",
+    "DVTS",
     "MCTS",
     "Action",
+    "BeamSearch",
+    "BestFirst",
+    "BestOfN",
     "Budget",
     "BudgetMeter",
     "Candidate",
