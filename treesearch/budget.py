@@ -84,7 +84,7 @@ class BudgetMeter:
     """Mutable counter for one search run. Searches call :meth:`can` before work and
     :meth:`charge` after it."""
 
-    __slots__ = ("_start", "_used", "budget", "stop_reason")
+    __slots__ = ("_start", "_used", "budget", "only_simulations", "stop_reason")
 
     def __init__(self, budget: Budget) -> None:
         if not isinstance(budget, Budget):
@@ -93,6 +93,10 @@ class BudgetMeter:
         self._used = dict.fromkeys(_COUNTERS, 0)
         self._start = time.perf_counter()
         self.stop_reason: str | None = None
+        # True when a simulation count is the only limit, so searches may skip finer checks.
+        self.only_simulations = all(
+            getattr(budget, name) is None for name in (*_COUNTERS[1:], "wall_time")
+        )
 
     def remaining(self, name: str) -> int | None:
         """Units of ``name`` still allowed, or ``None`` when unlimited."""

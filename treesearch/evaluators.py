@@ -24,6 +24,8 @@ from .interfaces import (
     as_verifier,
 )
 
+_BLOCK = 64
+
 __all__ = ["LegalActionsPolicy", "PolicyVerifierEvaluator", "RandomRollout", "UniformEvaluator"]
 
 
@@ -50,12 +52,17 @@ class UniformEvaluator:
 
     def __init__(self, value: float = 0.0) -> None:
         self.value = float(value)
+        self._uniform: dict[int, np.ndarray] = {}
 
     def evaluate(self, states: Sequence[State], *, rng: np.random.Generator) -> list[Evaluation]:
         out = []
         for state in states:
             n = len(state.legal_actions())
-            out.append(Evaluation(np.full(n, 1.0 / max(n, 1)), self.value))
+            priors = self._uniform.get(n)
+            if priors is None:
+                priors = self._uniform[n] = np.full(n, 1.0 / max(n, 1))
+                priors.flags.writeable = False  # shared between calls
+            out.append(Evaluation(priors, self.value))
         return out
 
 
@@ -87,18 +94,22 @@ class RandomRollout:
 
     def _playout(self, state: State, rng: np.random.Generator) -> float:
         player = state.to_play
-        for _ in range(self.max_depth):
-            if state.is_terminal():
+        # Uniforms drawn in blocks: one rng call per move costs more than the move itself.
+        uniforms: list[float] = []
+        for depth in range(self.max_depth):
+            actions = state.legal_actions()
+            if not actions or state.is_terminal():
+                if not state.is_terminal():
+                    raise ValueError(
+                        f"non-terminal state with no legal actions in a rollout: {state!r}"
+                    )
                 value = state.terminal_value()
                 if value is None:
                     return 0.0
                 return value if state.to_play == player else -value
-            actions = state.legal_actions()
-            if not actions:
-                raise ValueError(
-                    f"non-terminal state with no legal actions in a rollout: {state!r}"
-                )
-            state = state.step(actions[int(rng.integers(len(actions)))])
+            if depth % _BLOCK == 0:
+                uniforms = rng.random(_BLOCK).tolist()
+            state = state.step(actions[int(uniforms[depth % _BLOCK] * len(actions))])
         return 0.0
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "Verifier",
     "VerifierFn",
     "as_verifier",
+    "check_batch",
+    "check_evaluation",
     "check_evaluations",
     "check_scores",
 ]
@@ -212,29 +214,42 @@ def check_scores(raw: Any, expected: int, *, source: object = None) -> list[Scor
     return scores
 
 
+def check_batch(raw: Any, expected: int, *, what: str, source: object = None) -> None:
+    """Raise unless ``raw`` is a sequence of ``expected`` items (one per state)."""
+    name = type(source).__name__ if source is not None else "callback"
+    if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__"):
+        raise TypeError(f"{name} must return a sequence of {what}, got {type(raw).__name__}")
+    if len(raw) != expected:
+        raise ValueError(f"{name} returned {len(raw)} {what} for {expected} states")
+
+
+def check_evaluation(
+    ev: Any, num_legal: int, *, index: int = 0, source: object = None
+) -> tuple[np.ndarray, float]:
+    """Validate one Evaluation against its state's legal-action count; returns (priors, value)."""
+    name = type(source).__name__ if source is not None else "evaluator"
+    if not isinstance(ev, Evaluation):
+        raise TypeError(f"{name} item {index} must be an Evaluation, got {type(ev).__name__}")
+    priors = np.asarray(ev.priors, dtype=np.float64)
+    if priors.shape != (num_legal,):
+        raise ValueError(
+            f"{name} gave priors of shape {priors.shape} for a state with {num_legal} legal actions"
+        )
+    if num_legal and (not math.isfinite(priors.sum()) or priors.min() < 0):
+        raise ValueError(f"{name} gave negative or non-finite priors for state {index}")
+    value = float(ev.value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} gave a non-finite value for state {index}: {ev.value!r}")
+    return priors, value
+
+
 def check_evaluations(
     raw: Any, states: Sequence[State], *, source: object = None
 ) -> list[Evaluation]:
     """Validate an evaluator's output against the states' legal actions."""
-    name = type(source).__name__ if source is not None else "evaluator"
-    if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__"):
-        raise TypeError(f"{name} must return a sequence of Evaluation, got {type(raw).__name__}")
-    if len(raw) != len(states):
-        raise ValueError(f"{name} returned {len(raw)} evaluations for {len(states)} states")
-    out: list[Evaluation] = []
+    check_batch(raw, len(states), what="evaluations", source=source)
+    out = []
     for i, (ev, state) in enumerate(zip(raw, states, strict=True)):
-        if not isinstance(ev, Evaluation):
-            raise TypeError(f"{name} item {i} must be an Evaluation, got {type(ev).__name__}")
-        priors = np.asarray(ev.priors, dtype=np.float64)
-        n_legal = len(state.legal_actions())
-        if priors.shape != (n_legal,):
-            raise ValueError(
-                f"{name} gave priors of shape {priors.shape} for a state with {n_legal} "
-                "legal actions"
-            )
-        if not np.all(np.isfinite(priors)) or np.any(priors < 0):
-            raise ValueError(f"{name} gave negative or non-finite priors for state {i}")
-        if not math.isfinite(float(ev.value)):
-            raise ValueError(f"{name} gave a non-finite value for state {i}: {ev.value!r}")
-        out.append(Evaluation(priors, float(ev.value)))
+        priors, value = check_evaluation(ev, len(state.legal_actions()), index=i, source=source)
+        out.append(Evaluation(priors, value))
     return out

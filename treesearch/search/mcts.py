@@ -21,6 +21,7 @@ follow the sign rule in ``docs/concepts.md``; :mod:`treesearch.backup` applies i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,7 +38,8 @@ from ..interfaces import (
     State,
     Verifier,
     VerifierFn,
-    check_evaluations,
+    check_batch,
+    check_evaluation,
 )
 from ..results import SearchResult, root_distribution, trace_from_path
 from ..selection import alphazero_c, puct_scores, uct_scores
@@ -75,6 +77,11 @@ def visit_policy(visits: np.ndarray, temperature: float) -> np.ndarray:
     logits -= logits.max()
     weights = np.exp(logits)
     return weights / weights.sum()
+
+
+# A leaf's evaluation: its children (None for a terminal leaf), and its value for the player to
+# move. Children are (actions, normalised priors) from an evaluator, or a policy's Candidates.
+_Evaluated = tuple["tuple[Sequence[Action], np.ndarray] | list[Candidate] | None", float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +235,7 @@ class MCTS:
             tree = Tree(root, max_nodes=self.max_nodes)
         if tree.terminal[Tree.ROOT]:
             raise ValueError("cannot search from a terminal state")
-        cache: dict[object, tuple[list[Candidate], float]] | None = (
-            {} if self.transpositions else None
-        )
+        cache: dict[object, _Evaluated] | None = {} if self.transpositions else None
         root_priors = self._noised_root_priors(tree, rng)
         stop_reason = "exhausted"
         while True:
@@ -275,6 +280,9 @@ class MCTS:
                 # end the round instead (virtual loss usually steers around this).
                 break
             value = self._known_value(tree, leaf)
+            if self.leaves_per_round == 1 and meter.only_simulations:
+                # search() already checked that one more simulation fits.
+                return [_Pending(path, value)]
             step = {"simulations": 1}
             if value is None:
                 if tree.terminal[leaf]:
@@ -405,44 +413,44 @@ class MCTS:
         pending: list[_Pending],
         meter: BudgetMeter,
         rng: np.random.Generator,
-        cache: dict[object, tuple[list[Candidate], float]] | None,
+        cache: dict[object, _Evaluated] | None,
     ) -> bool:
         """Fill in every pending value; expand new non-terminal leaves. True if the tree is full."""
         todo: dict[int, list[int]] = {}
         for i, item in enumerate(pending):
             if item.value is None:
                 todo.setdefault(item.path[-1], []).append(i)
-        leaves = list(todo)
-        states = [tree.state(leaf) for leaf in leaves]
-        results: dict[int, tuple[list[Candidate] | None, float]] = {}
+        results: dict[int, _Evaluated] = {}
         to_call = []
-        for leaf, state in zip(leaves, states, strict=True):
-            if cache is not None and (hit := cache.get(state.key)) is not None:
+        for leaf in todo:
+            hit = None if cache is None else cache.get(tree.state(leaf).key)
+            if hit is not None:
                 results[leaf] = hit
             else:
                 to_call.append(leaf)
         if to_call:
-            call_states = [tree.state(leaf) for leaf in to_call]
-            fresh = self._evaluate(tree, to_call, call_states, meter, rng)
-            for leaf, state, res in zip(to_call, call_states, fresh, strict=True):
+            for leaf, res in zip(to_call, self._evaluate(tree, to_call, meter, rng), strict=True):
                 results[leaf] = res
                 if cache is not None and res[0] is not None:
-                    cache[state.key] = (res[0], res[1])
+                    cache[tree.state(leaf).key] = res
         full = False
-        for leaf in leaves:
-            candidates, value = results[leaf]
-            if candidates is not None and not full:
-                if not candidates:
+        for leaf, indices in todo.items():
+            children, value = results[leaf]
+            if children is not None and not full:
+                if not len(children[0] if isinstance(children, tuple) else children):
                     raise ValueError(
                         f"empty expansion: no children proposed for non-terminal node {leaf} "
                         f"({tree.state(leaf)!r})"
                     )
                 try:
-                    expand_node(tree, leaf, candidates, dedupe=self.policy is not None)
+                    if isinstance(children, tuple):
+                        tree.add_children(leaf, *children)
+                    else:
+                        expand_node(tree, leaf, children, dedupe=True)
                     meter.charge(expansions=1)
                 except TreeFull:
                     full = True
-            for i in todo[leaf]:
+            for i in indices:
                 pending[i] = _Pending(pending[i].path, value)
         return full
 
@@ -450,22 +458,31 @@ class MCTS:
         self,
         tree: Tree,
         leaves: list[int],
-        states: list[State],
         meter: BudgetMeter,
         rng: np.random.Generator,
-    ) -> list[tuple[list[Candidate] | None, float]]:
-        """(children or None for terminal leaves, value for the player to move) per leaf."""
+    ) -> list[_Evaluated]:
+        """(children or None for terminal leaves, value for the player to move) per leaf.
+
+        Children are ``(legal actions, normalised priors)`` from an evaluator, or the policy's
+        Candidates.
+        """
+        states = [tree.state(leaf) for leaf in leaves]
         live = [i for i, leaf in enumerate(leaves) if not tree.terminal[leaf]]
         live_states = [states[i] for i in live]
-        out: list[tuple[list[Candidate] | None, float]] = [(None, 0.0)] * len(leaves)
+        out: list[_Evaluated] = [(None, 0.0)] * len(leaves)
         if self.evaluator is not None:
-            raw = self.evaluator.evaluate(live_states, rng=rng)
+            raw = self.evaluator.evaluate(live_states, rng=rng) if live_states else []
             meter.charge(policy_calls=len(live_states))
-            evaluations = check_evaluations(raw, live_states, source=self.evaluator)
-            for i, state, ev in zip(live, live_states, evaluations, strict=True):
+            check_batch(raw, len(live_states), what="evaluations", source=self.evaluator)
+            for i, state, ev in zip(live, live_states, raw, strict=True):
                 actions = state.legal_actions()
-                cands = [Candidate(a, p) for a, p in zip(actions, ev.priors.tolist(), strict=True)]
-                out[i] = (cands, ev.value)
+                priors, value = check_evaluation(ev, len(actions), index=i, source=self.evaluator)
+                total = priors.sum()
+                if total > 0:
+                    priors = priors / total
+                elif len(actions):
+                    priors = np.full(len(actions), 1.0 / len(actions))
+                out[i] = ((actions, priors), value)
             dead = [i for i, leaf in enumerate(leaves) if tree.terminal[leaf]]
         else:
             assert self.policy is not None  # guaranteed by __init__
@@ -481,8 +498,7 @@ class MCTS:
             if scores is None:
                 raise RuntimeError("budget refused a verifier call that was checked beforehand")
             for i, score in zip(dead, scores, strict=True):
-                cands = out[i][0]
-                out[i] = (cands, score.value)
+                out[i] = (out[i][0], score.value)
                 tree.score[leaves[i]] = score.value
         return out
 
