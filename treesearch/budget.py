@@ -20,6 +20,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
+
 __all__ = ["Budget", "BudgetExceeded", "BudgetMeter", "Usage"]
 
 _COUNTERS = ("simulations", "expansions", "policy_calls", "tokens", "verifier_calls")
@@ -41,12 +43,15 @@ class Budget:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"Budget.{name} must be an int or None, got {value!r}")
             if value <= 0:
                 raise ValueError(f"Budget.{name} must be positive, got {value}")
+            object.__setattr__(self, name, int(value))
         if self.wall_time is not None:
-            if isinstance(self.wall_time, bool) or not isinstance(self.wall_time, (int, float)):
+            if isinstance(self.wall_time, bool) or not isinstance(
+                self.wall_time, (int, float, np.integer, np.floating)
+            ):
                 raise TypeError(f"Budget.wall_time must be a number, got {self.wall_time!r}")
             if not math.isfinite(self.wall_time) or self.wall_time <= 0:
                 raise ValueError(f"Budget.wall_time must be positive, got {self.wall_time}")

@@ -88,8 +88,12 @@ class Tree:
         capacity: int = 256,
         max_nodes: int | None = None,
     ) -> None:
-        if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
-            raise ValueError(f"max_nodes must be a positive int or None, got {max_nodes!r}")
+        if max_nodes is not None:
+            if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)):
+                raise TypeError(f"max_nodes must be an int or None, got {max_nodes!r}")
+            if max_nodes < 1:
+                raise ValueError(f"max_nodes must be positive, got {max_nodes}")
+            max_nodes = int(max_nodes)
         capacity = max(1, min(capacity, max_nodes or capacity))
         for name, (dtype, fill) in _ARRAYS.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
