@@ -1,29 +1,94 @@
-"""Helpers shared by the search algorithms: budgeted, validated policy and verifier calls."""
+"""Helpers shared by the search algorithms.
+
+* argument checks (``check_*``) and :func:`start_search`, which validates ``search``'s
+  arguments and creates the tree and the budget meter;
+* budgeted, validated policy and verifier calls (:func:`propose`, :func:`score_states`);
+* tree growth (:func:`expand_node`, :func:`expand_nodes`) and scoring with backup
+  (:func:`score_nodes`);
+* answer selection (:func:`best`, :func:`by_score`, :func:`vote`) and the result record
+  (:func:`make_result`).
+
+The verifier-guided searches (best-of-N, BFS, DFS, beam search, best-first, DVTS) stop early
+through :class:`Stop`: :func:`start_unit`, :func:`require_room`, :func:`expand_nodes`,
+:func:`propose_children`, :func:`score_nodes` and :func:`expand_and_score` raise it, and
+``search`` catches it and reports its ``reason`` as the result's ``stop_reason``.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
-from ..budget import BudgetMeter
+from ..backup import backup
+from ..budget import Budget, BudgetMeter
 from ..interfaces import Candidate, Policy, Score, State, Verifier, VerifierFn, as_verifier
+from ..results import SearchResult, root_distribution, trace_from_path
 from ..tree import Tree
 
 __all__ = [
     "Aggregation",
+    "AnswerFn",
+    "GuidedSearch",
+    "Stop",
     "aggregate",
+    "best",
+    "by_score",
+    "check_aggregation",
+    "check_answer_fn",
+    "check_choice",
+    "check_int",
+    "check_max_nodes",
     "check_rng",
+    "check_roles",
+    "expand_and_score",
     "expand_node",
+    "expand_nodes",
+    "make_result",
+    "normalised_priors",
     "propose",
+    "propose_children",
+    "require_room",
     "resolve_verifier",
+    "score_nodes",
     "score_states",
+    "start_search",
+    "start_unit",
+    "top_by_prior",
+    "unique",
+    "vote",
 ]
 
 Aggregation = Literal["last", "min", "prod", "mean"]
 _AGGREGATIONS = ("last", "min", "prod", "mean")
+AnswerFn = Callable[[State], "str | None"]
+Verify = Callable[[Sequence[State]], list[Score]]
+_T = TypeVar("_T")
+
+
+class GuidedSearch(Protocol):
+    """What the helpers read from a verifier-guided search."""
+
+    policy: Policy
+    verify: Verify
+    aggregation: str
+
+
+class Stop(Exception):
+    """Ends a verifier-guided search early; ``reason`` is the result's ``stop_reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _budget_stop(meter: BudgetMeter) -> Stop:
+    return Stop(meter.stop_reason or "exhausted")
+
+
+# ---------------------------------------------------------------------- argument checks
 
 
 def check_rng(rng: object) -> np.random.Generator:
@@ -35,32 +100,67 @@ def check_rng(rng: object) -> np.random.Generator:
     return rng
 
 
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return str(value)
+
+
 def check_aggregation(how: str) -> str:
-    if how not in _AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {how!r}")
-    return how
+    return check_choice("aggregation", how, _AGGREGATIONS)
 
 
-def aggregate(score: Score, how: str) -> float:
-    """One number from a Score: its per-step scores aggregated, or its value when it has none."""
-    steps = score.step_scores
-    if not steps:
-        return score.value
-    if how == "last":
-        return steps[-1]
-    if how == "min":
-        return min(steps)
-    if how == "prod":
-        return math.prod(steps)
-    if how == "mean":
-        return sum(steps) / len(steps)
-    raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {how!r}")
+def check_max_nodes(max_nodes: object) -> int | None:
+    return None if max_nodes is None else check_int("max_nodes", max_nodes)
 
 
-def resolve_verifier(
-    verifier: Verifier | VerifierFn | None,
-) -> Callable[[Sequence[State]], list[Score]] | None:
+def check_answer_fn(answer_fn: object) -> AnswerFn | None:
+    if answer_fn is not None and not callable(answer_fn):
+        raise TypeError(
+            f"answer_fn must be a callable f(state) -> str | None, got {type(answer_fn).__name__}"
+        )
+    return answer_fn  # type: ignore[return-value]
+
+
+def resolve_verifier(verifier: Verifier | VerifierFn | None) -> Verify | None:
     return None if verifier is None else as_verifier(verifier)
+
+
+def check_roles(policy: object, verifier: Verifier | VerifierFn | None) -> tuple[Policy, Verify]:
+    """The policy and the verifier (as a function) of a verifier-guided search."""
+    if not isinstance(policy, Policy):
+        raise TypeError(
+            f"policy must have .propose(states, rng=..., max_tokens=...), got "
+            f"{type(policy).__name__}"
+        )
+    if verifier is None:
+        raise TypeError("a verifier is required: a .score(states) object or f(states) -> scores")
+    return policy, as_verifier(verifier)
+
+
+def start_search(
+    root: State, budget: Budget, rng: object, max_nodes: int | None
+) -> tuple[Tree, BudgetMeter]:
+    """Validate the arguments of ``search`` and create its tree and meter."""
+    check_rng(rng)
+    meter = BudgetMeter(budget)
+    if not isinstance(root, State):
+        raise TypeError(f"root must be a treesearch State, got {type(root).__name__}")
+    tree = Tree(root, max_nodes=max_nodes)
+    if tree.terminal[Tree.ROOT]:
+        raise ValueError(f"cannot search from a terminal state: {root!r}")
+    return tree, meter
+
+
+# ---------------------------------------------------------------------- policy and verifier
 
 
 def propose(
@@ -68,10 +168,17 @@ def propose(
     states: Sequence[State],
     meter: BudgetMeter,
     rng: np.random.Generator,
+    *,
+    require_candidates: bool = False,
 ) -> list[list[Candidate]] | None:
     """Ask ``policy`` for candidates within budget; ``None`` when the budget refuses.
 
     Charges ``policy_calls`` (one per state) and ``tokens``; validates the output.
+
+    With ``require_candidates`` every state must get at least one candidate. A policy that was
+    given a token allowance may return none for a state because the allowance ran out: with a
+    token budget set, that ends the search (``None``, with ``"tokens"``; the call's other
+    candidates are dropped). Without one, an empty list is an error.
     """
     if not states:
         return []
@@ -105,14 +212,20 @@ def propose(
             "it was given"
         )
     meter.charge(policy_calls=len(states), tokens=tokens)
+    if require_candidates:
+        for state, cands in zip(states, out, strict=True):
+            if not cands:
+                if meter.budget.tokens is not None:
+                    meter.stop_reason = meter.stop_reason or "tokens"
+                    return None
+                raise ValueError(
+                    f"empty expansion: {name}.propose returned no candidates for the "
+                    f"non-terminal state {state!r}"
+                )
     return out
 
 
-def score_states(
-    verify: Callable[[Sequence[State]], list[Score]],
-    states: Sequence[State],
-    meter: BudgetMeter,
-) -> list[Score] | None:
+def score_states(verify: Verify, states: Sequence[State], meter: BudgetMeter) -> list[Score] | None:
     """Score ``states`` within budget (one verifier call per state); ``None`` if refused."""
     if not states:
         return []
@@ -121,6 +234,58 @@ def score_states(
     scores = verify(states)
     meter.charge(verifier_calls=len(states))
     return scores
+
+
+def aggregate(score: Score, how: str) -> float:
+    """One number from a Score: its per-step scores aggregated, or its value when it has none."""
+    steps = score.step_scores
+    if not steps:
+        return score.value
+    if how == "last":
+        return steps[-1]
+    if how == "min":
+        return min(steps)
+    if how == "prod":
+        return math.prod(steps)
+    if how == "mean":
+        return sum(steps) / len(steps)
+    raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {how!r}")
+
+
+# ---------------------------------------------------------------------- candidates and tree
+
+
+def unique(items: Iterable[_T], key: Callable[[_T], Hashable]) -> list[_T]:
+    """``items`` without those whose ``key`` repeats an earlier one, in order."""
+    seen: set[Hashable] = set()
+    out = []
+    for item in items:
+        k = key(item)
+        if k not in seen:
+            seen.add(k)
+            out.append(item)
+    return out
+
+
+def _priors(candidates: Sequence[Candidate]) -> np.ndarray:
+    return np.fromiter((c.prior for c in candidates), dtype=np.float64, count=len(candidates))
+
+
+def normalised_priors(candidates: Sequence[Candidate]) -> np.ndarray:
+    """The candidates' priors scaled to sum to one (uniform when they are all zero)."""
+    priors = _priors(candidates)
+    if not len(priors):
+        return priors
+    total = priors.sum()
+    return priors / total if total > 0 else np.full(len(priors), 1.0 / len(priors))
+
+
+def top_by_prior(candidates: Sequence[Candidate], m: int) -> list[Candidate]:
+    """The ``m`` candidates with the highest prior (ties: earlier first), in their order."""
+    if len(candidates) <= m:
+        return list(candidates)
+    keep = sorted(range(len(candidates)), key=lambda j: -candidates[j].prior)[:m]
+    return [candidates[j] for j in sorted(keep)]
 
 
 def expand_node(
@@ -137,21 +302,189 @@ def expand_node(
     candidates whose action repeats an earlier one are dropped.
     """
     if dedupe:
-        seen: set[object] = set()
-        unique = []
-        for c in candidates:
-            if c.action not in seen:
-                seen.add(c.action)
-                unique.append(c)
-        candidates = unique
-    priors = np.fromiter((c.prior for c in candidates), dtype=np.float64, count=len(candidates))
-    if normalise and len(priors):
-        total = priors.sum()
-        priors = priors / total if total > 0 else np.full(len(priors), 1.0 / len(priors))
+        candidates = unique(candidates, key=lambda c: c.action)
+    priors = normalised_priors(candidates) if normalise else _priors(candidates)
     return tree.add_children(
         node,
         [c.action for c in candidates],
         priors,
         payloads=[c.payload for c in candidates],
         tokens=[c.num_tokens for c in candidates],
+    )
+
+
+def require_room(tree: Tree, extra: int) -> None:
+    """Raise ``Stop("max_nodes")`` unless ``extra`` more nodes fit under the tree's cap."""
+    room = tree.room()
+    if room is not None and extra > room:
+        raise Stop("max_nodes")
+
+
+def expand_nodes(
+    tree: Tree,
+    meter: BudgetMeter,
+    nodes: Sequence[int],
+    candidate_lists: Sequence[Sequence[Candidate]],
+    *,
+    dedupe: bool = False,
+    normalise: bool = True,
+) -> list[list[int]]:
+    """Add ``candidate_lists[k]`` as children of ``nodes[k]`` for every ``k``; returns the
+    children made from each list, and charges one expansion per distinct node.
+
+    A node listed more than once (all samples start at the root) is expanded once with the
+    candidates of all its lists, in order, so its priors are normalised over all of them. With
+    ``dedupe`` a candidate repeating an earlier action of the same node is dropped. Raises
+    ``Stop("max_nodes")``, adding nothing, when the children would not fit.
+    """
+    groups: dict[int, list[tuple[int, Candidate]]] = {}
+    for k, (node, cands) in enumerate(zip(nodes, candidate_lists, strict=True)):
+        groups.setdefault(node, []).extend((k, c) for c in cands)
+    if dedupe:
+        groups = {node: unique(e, key=lambda kc: kc[1].action) for node, e in groups.items()}
+    require_room(tree, sum(len(entries) for entries in groups.values()))
+    made: list[list[int]] = [[] for _ in nodes]
+    for node, entries in groups.items():
+        children = expand_node(tree, node, [c for _, c in entries], normalise=normalise)
+        for (k, _), child in zip(entries, children, strict=True):
+            made[k].append(child)
+    meter.charge(expansions=len(groups))
+    return made
+
+
+# ---------------------------------------------------------------------- one unit of work
+
+
+def start_unit(meter: BudgetMeter, *, expansions: int) -> None:
+    """Charge one unit of work (``simulations``) that will expand ``expansions`` nodes; raise
+    :class:`Stop` when the budget cannot pay for both."""
+    if not meter.can(simulations=1, expansions=expansions):
+        raise _budget_stop(meter)
+    meter.charge(simulations=1)
+
+
+def propose_children(
+    search: GuidedSearch,
+    tree: Tree,
+    meter: BudgetMeter,
+    rng: np.random.Generator,
+    nodes: Sequence[int],
+) -> list[list[Candidate]]:
+    """At least one candidate for every node's state (see :func:`propose`); raises
+    :class:`Stop` when the budget ends the search."""
+    states = [tree.state(i) for i in nodes]
+    proposals = propose(search.policy, states, meter, rng, require_candidates=True)
+    if proposals is None:
+        raise _budget_stop(meter)
+    return proposals
+
+
+def score_nodes(search: GuidedSearch, tree: Tree, meter: BudgetMeter, nodes: Sequence[int]) -> None:
+    """Score ``nodes`` in one verifier call, store the aggregated scores and back them up.
+
+    Raises :class:`Stop` (nothing scored) when the budget refuses the call.
+    """
+    scores = score_states(search.verify, [tree.state(i) for i in nodes], meter)
+    if scores is None:
+        raise _budget_stop(meter)
+    for node, score in zip(nodes, scores, strict=True):
+        value = aggregate(score, search.aggregation)
+        if not math.isfinite(value):
+            raise ValueError(f"aggregated score of node {node} is not finite: {value}")
+        tree.score[node] = value
+        backup(tree, node, value)
+
+
+def expand_and_score(
+    search: GuidedSearch,
+    tree: Tree,
+    meter: BudgetMeter,
+    rng: np.random.Generator,
+    nodes: Sequence[int],
+    *,
+    top: int | None = None,
+) -> list[list[int]]:
+    """Propose for ``nodes`` (one batched call), add the candidates as their children (only
+    the ``top`` highest-prior ones per proposal when given; see :func:`expand_nodes`), and
+    score all new children (one batched call). Returns the children of each entry of
+    ``nodes``; raises :class:`Stop` when the budget or the node cap ends the search."""
+    proposals = propose_children(search, tree, meter, rng, nodes)
+    if top is not None:
+        proposals = [top_by_prior(cands, top) for cands in proposals]
+    made = expand_nodes(tree, meter, nodes, proposals)
+    score_nodes(search, tree, meter, [i for block in made for i in block])
+    return made
+
+
+# ---------------------------------------------------------------------- answer and result
+
+
+def best(tree: Tree, nodes: Sequence[int]) -> int | None:
+    """The highest-scored of ``nodes`` (ties: earlier in ``nodes``), ignoring unscored ones."""
+    top = None
+    for node in nodes:
+        s = tree.score[node]
+        if not math.isnan(s) and (top is None or s > tree.score[top]):
+            top = node
+    return top
+
+
+def by_score(tree: Tree, nodes: Iterable[int]) -> list[int]:
+    """``nodes`` best-scored first (stable: ties keep their order)."""
+    return sorted(nodes, key=lambda i: -tree.score[i])
+
+
+def vote(tree: Tree, nodes: Sequence[int], mode: str, answer_fn: AnswerFn | None) -> int | None:
+    """The chosen node among scored ``nodes``: ``"argmax"`` score, or the best-scored node of
+    the answer with the largest ``"weighted"`` score sum / ``"majority"`` count.
+
+    Answers are ``answer_fn(state)`` (``state.key`` without one); states whose answer is
+    ``None`` do not vote, and when none votes the argmax is returned. Ties go to the answer
+    seen first.
+    """
+    nodes = [i for i in nodes if not math.isnan(tree.score[i])]
+    top = best(tree, nodes)
+    if mode == "argmax" or top is None:
+        return top
+    answers: list[Hashable] = [
+        answer_fn(tree.state(i)) if answer_fn is not None else tree.state(i).key for i in nodes
+    ]
+    totals: dict[Hashable, float] = {}
+    for node, answer in zip(nodes, answers, strict=True):
+        if answer is not None:
+            weight = 1.0 if mode == "majority" else float(tree.score[node])
+            totals[answer] = totals.get(answer, 0.0) + weight
+    if not totals:
+        return top
+    winner = max(totals, key=totals.__getitem__)  # first maximum in insertion order
+    return best(tree, [i for i, a in zip(nodes, answers, strict=True) if a == winner])
+
+
+def make_result(
+    tree: Tree,
+    meter: BudgetMeter,
+    chosen: int | None,
+    pool: Sequence[int],
+    answer_fn: AnswerFn | None,
+    stop_reason: str,
+) -> SearchResult:
+    """The result record: ``chosen`` is the answer node, ``pool`` the nodes traced."""
+    path = tree.path(chosen) if chosen is not None else []
+    actions, dist = root_distribution(tree)
+    answer = tree.state(chosen) if chosen is not None else None
+    traces = tuple(
+        trace_from_path(tree, i, answer=answer_fn(tree.state(i)) if answer_fn else None)
+        for i in pool
+    )
+    return SearchResult(
+        action=tree.actions[path[1]] if len(path) > 1 else None,
+        actions=actions,
+        visit_distribution=dist,
+        root_value=tree.q(Tree.ROOT),
+        tree=tree,
+        usage=meter.usage(),
+        traces=traces,
+        answer=answer,
+        answer_text=answer_fn(answer) if answer_fn is not None and answer is not None else None,
+        stop_reason=stop_reason,
     )

@@ -21,24 +21,28 @@ from __future__ import annotations
 import numpy as np
 
 from ..budget import Budget
-from ..interfaces import Candidate, Policy, State, Verifier, VerifierFn
+from ..interfaces import Policy, State, Verifier, VerifierFn
 from ..results import SearchResult
 from ..tree import Tree
-from ._common import check_aggregation, expand_node
-from .best_of_n import (
+from ._common import (
     AnswerFn,
-    _check_answer_fn,
-    _check_choice,
-    _check_int,
-    _check_max_nodes,
-    _check_roles,
-    _fits,
-    _make_result,
-    _propose_checked,
-    _score_nodes,
-    _start,
-    _top_by_prior,
-    _vote,
+    Stop,
+    by_score,
+    check_aggregation,
+    check_answer_fn,
+    check_choice,
+    check_int,
+    check_max_nodes,
+    check_roles,
+    expand_nodes,
+    make_result,
+    propose_children,
+    score_nodes,
+    start_search,
+    start_unit,
+    top_by_prior,
+    unique,
+    vote,
 )
 
 __all__ = ["BeamSearch"]
@@ -83,89 +87,48 @@ class BeamSearch:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = _check_roles(policy, verifier)
-        self.n = _check_int("n", n)
-        self.beam_width = _check_int("beam_width", beam_width)
+        self.policy, self.verify = check_roles(policy, verifier)
+        self.n = check_int("n", n)
+        self.beam_width = check_int("beam_width", beam_width)
         if self.n % self.beam_width:
             raise ValueError(f"n ({n}) must be a multiple of beam_width ({beam_width})")
         self.aggregation = check_aggregation(aggregation)
-        self.max_iterations = _check_int("max_iterations", max_iterations)
+        self.max_iterations = check_int("max_iterations", max_iterations)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe must be a bool, got {dedupe!r}")
         self.dedupe = dedupe
-        self.mode = _check_choice("mode", mode, _MODES)
-        self.max_nodes = _check_max_nodes(max_nodes)
-        self.answer_fn = _check_answer_fn(answer_fn)
+        self.mode = check_choice("mode", mode, _MODES)
+        self.max_nodes = check_max_nodes(max_nodes)
+        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Run beam search from ``root`` within ``budget``."""
-        tree, meter = _start(root, budget, rng, self.max_nodes)
+        tree, meter = start_search(root, budget, rng, self.max_nodes)
         keep = self.n // self.beam_width
         active = [Tree.ROOT]
         finished: list[int] = []
         stop = "exhausted"
-        for iteration in range(self.max_iterations):
-            if not meter.can(simulations=1, expansions=len(active)):
-                stop = meter.stop_reason or "exhausted"
-                break
-            meter.charge(simulations=1)
-            copies = keep if iteration == 0 else 1  # the root stands for the n / M first beams
-            states = [tree.state(i) for i in active for _ in range(copies)]
-            proposals = _propose_checked(self.policy, states, meter, rng)
-            if proposals is None:
-                stop = meter.stop_reason or "exhausted"
-                break
-            per_beam: list[list[Candidate]] = []
-            for b in range(len(active)):
-                cands = [
-                    c
-                    for lst in proposals[b * copies : (b + 1) * copies]
-                    for c in _top_by_prior(lst, self.beam_width)
-                ]
-                per_beam.append(_unique_actions(cands) if self.dedupe else cands)
-            if not _fits(tree, sum(len(c) for c in per_beam)):
-                stop = "max_nodes"
-                break
-            children = [
-                child
-                for node, cands in zip(active, per_beam, strict=True)
-                for child in expand_node(tree, node, cands)
-            ]
-            meter.charge(expansions=len(active))
-            if self.dedupe:
-                children = _unique_states(tree, children)
-            if not _score_nodes(self.verify, tree, children, meter, self.aggregation):
-                stop = meter.stop_reason or "exhausted"
-                break
-            finished.extend(i for i in children if tree.terminal[i])
-            open_ = [i for i in children if not tree.terminal[i]]
-            open_.sort(key=lambda i: -tree.score[i])  # stable: ties keep the earlier beam
-            active = open_[:keep]
-            if not active:
-                break
+        try:
+            for iteration in range(self.max_iterations):
+                start_unit(meter, expansions=len(active))
+                copies = keep if iteration == 0 else 1  # the root stands for the n / M beams
+                at = [i for i in active for _ in range(copies)]
+                proposals = propose_children(self, tree, meter, rng, at)
+                steps = [top_by_prior(cands, self.beam_width) for cands in proposals]
+                made = expand_nodes(tree, meter, at, steps, dedupe=self.dedupe)
+                children = [i for block in made for i in block]
+                if self.dedupe:
+                    children = unique(children, key=lambda i: tree.state(i).key)
+                score_nodes(self, tree, meter, children)
+                finished.extend(i for i in children if tree.terminal[i])
+                open_ = [i for i in children if not tree.terminal[i]]
+                active = by_score(tree, open_)[:keep]  # ties: the earlier beam
+                if not active:
+                    break
+        except Stop as e:
+            stop = e.reason
         last = [i for i in active if i != Tree.ROOT]
         # The vote sees the n best-scored finished states (the last beams when none finished).
-        pool = sorted(finished, key=lambda i: -tree.score[i])[: self.n] if finished else last
-        chosen = _vote(tree, pool, self.mode, self.answer_fn)
-        return _make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)
-
-
-def _unique_actions(candidates: list[Candidate]) -> list[Candidate]:
-    seen: set[object] = set()
-    out = []
-    for c in candidates:
-        if c.action not in seen:
-            seen.add(c.action)
-            out.append(c)
-    return out
-
-
-def _unique_states(tree: Tree, nodes: list[int]) -> list[int]:
-    seen: set[object] = set()
-    out = []
-    for i in nodes:
-        key = tree.state(i).key
-        if key not in seen:
-            seen.add(key)
-            out.append(i)
-    return out
+        pool = by_score(tree, finished)[: self.n] if finished else last
+        chosen = vote(tree, pool, self.mode, self.answer_fn)
+        return make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)

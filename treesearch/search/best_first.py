@@ -22,19 +22,19 @@ from ..budget import Budget
 from ..interfaces import Policy, State, Verifier, VerifierFn
 from ..results import SearchResult
 from ..tree import Tree
-from ._common import check_aggregation, expand_node
-from .best_of_n import (
+from ._common import (
     AnswerFn,
-    _best,
-    _check_answer_fn,
-    _check_int,
-    _check_max_nodes,
-    _check_roles,
-    _fits,
-    _make_result,
-    _propose_checked,
-    _score_nodes,
-    _start,
+    Stop,
+    best,
+    check_aggregation,
+    check_answer_fn,
+    check_int,
+    check_max_nodes,
+    check_roles,
+    expand_and_score,
+    make_result,
+    start_search,
+    start_unit,
 )
 
 __all__ = ["BestFirst"]
@@ -69,50 +69,37 @@ class BestFirst:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = _check_roles(policy, verifier)
-        self.num_solutions = _check_int("num_solutions", num_solutions)
-        self.max_depth = _check_int("max_depth", max_depth)
+        self.policy, self.verify = check_roles(policy, verifier)
+        self.num_solutions = check_int("num_solutions", num_solutions)
+        self.max_depth = check_int("max_depth", max_depth)
         self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = _check_max_nodes(max_nodes)
-        self.answer_fn = _check_answer_fn(answer_fn)
+        self.max_nodes = check_max_nodes(max_nodes)
+        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Search best-first from ``root`` within ``budget``."""
-        tree, meter = _start(root, budget, rng, self.max_nodes)
+        tree, meter = start_search(root, budget, rng, self.max_nodes)
         heap: list[tuple[float, int, int]] = [(0.0, 0, Tree.ROOT)]  # (-score, push order, node)
         pushed = 1
         solutions: list[int] = []
         stop = "exhausted"
-        while heap:
-            node = heap[0][2]
-            terminal = bool(tree.terminal[node])
-            cost = {"simulations": 1} if terminal else {"simulations": 1, "expansions": 1}
-            if not meter.can(**cost):
-                stop = meter.stop_reason or "exhausted"
-                break
-            heapq.heappop(heap)
-            meter.charge(simulations=1)
-            if terminal:
-                solutions.append(node)
-                if len(solutions) >= self.num_solutions:
-                    stop = "solved"
-                    break
-                continue
-            proposals = _propose_checked(self.policy, [tree.state(node)], meter, rng)
-            if proposals is None:
-                stop = meter.stop_reason or "exhausted"
-                break
-            if not _fits(tree, len(proposals[0])):
-                stop = "max_nodes"
-                break
-            children = expand_node(tree, node, proposals[0])
-            meter.charge(expansions=1)
-            if not _score_nodes(self.verify, tree, children, meter, self.aggregation):
-                stop = meter.stop_reason or "exhausted"
-                break
-            for child in children:
-                if tree.terminal[child] or tree.depth[child] < self.max_depth:
-                    heapq.heappush(heap, (-float(tree.score[child]), pushed, child))
-                    pushed += 1
-        chosen = _best(tree, solutions)
-        return _make_result(tree, meter, chosen, solutions, self.answer_fn, stop)
+        try:
+            while heap:
+                terminal = bool(tree.terminal[heap[0][2]])
+                start_unit(meter, expansions=0 if terminal else 1)
+                node = heapq.heappop(heap)[2]
+                if terminal:
+                    solutions.append(node)
+                    if len(solutions) >= self.num_solutions:
+                        stop = "solved"
+                        break
+                    continue
+                [children] = expand_and_score(self, tree, meter, rng, [node])
+                for child in children:
+                    if tree.terminal[child] or tree.depth[child] < self.max_depth:
+                        heapq.heappush(heap, (-float(tree.score[child]), pushed, child))
+                        pushed += 1
+        except Stop as e:
+            stop = e.reason
+        chosen = best(tree, solutions)
+        return make_result(tree, meter, chosen, solutions, self.answer_fn, stop)

@@ -18,19 +18,20 @@ from ..budget import Budget
 from ..interfaces import Policy, State, Verifier, VerifierFn
 from ..results import SearchResult
 from ..tree import Tree
-from ._common import check_aggregation, expand_node
-from .best_of_n import (
+from ._common import (
     AnswerFn,
-    _best,
-    _check_answer_fn,
-    _check_int,
-    _check_max_nodes,
-    _check_roles,
-    _fits,
-    _make_result,
-    _propose_checked,
-    _score_nodes,
-    _start,
+    Stop,
+    best,
+    by_score,
+    check_aggregation,
+    check_answer_fn,
+    check_int,
+    check_max_nodes,
+    check_roles,
+    expand_and_score,
+    make_result,
+    start_search,
+    start_unit,
 )
 
 __all__ = ["BFS"]
@@ -65,47 +66,31 @@ class BFS:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = _check_roles(policy, verifier)
-        self.beam_size = _check_int("beam_size", beam_size)
-        self.max_depth = _check_int("max_depth", max_depth)
+        self.policy, self.verify = check_roles(policy, verifier)
+        self.beam_size = check_int("beam_size", beam_size)
+        self.max_depth = check_int("max_depth", max_depth)
         self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = _check_max_nodes(max_nodes)
-        self.answer_fn = _check_answer_fn(answer_fn)
+        self.max_nodes = check_max_nodes(max_nodes)
+        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Search level by level from ``root`` within ``budget``."""
-        tree, meter = _start(root, budget, rng, self.max_nodes)
+        tree, meter = start_search(root, budget, rng, self.max_nodes)
         frontier = [Tree.ROOT]
         finished: list[int] = []
         stop = "exhausted"
-        for _ in range(self.max_depth):
-            if not meter.can(simulations=1, expansions=len(frontier)):
-                stop = meter.stop_reason or "exhausted"
-                break
-            meter.charge(simulations=1)
-            states = [tree.state(i) for i in frontier]
-            proposals = _propose_checked(self.policy, states, meter, rng)
-            if proposals is None:
-                stop = meter.stop_reason or "exhausted"
-                break
-            if not _fits(tree, sum(len(c) for c in proposals)):
-                stop = "max_nodes"
-                break
-            children = [
-                child
-                for node, cands in zip(frontier, proposals, strict=True)
-                for child in expand_node(tree, node, cands)
-            ]
-            meter.charge(expansions=len(frontier))
-            if not _score_nodes(self.verify, tree, children, meter, self.aggregation):
-                stop = meter.stop_reason or "exhausted"
-                break
-            finished.extend(i for i in children if tree.terminal[i])
-            open_ = [i for i in children if not tree.terminal[i]]
-            open_.sort(key=lambda i: -tree.score[i])  # stable: ties keep the earlier child
-            frontier = open_[: self.beam_size]
-            if not frontier:
-                break
+        try:
+            for _ in range(self.max_depth):
+                start_unit(meter, expansions=len(frontier))
+                made = expand_and_score(self, tree, meter, rng, frontier)
+                children = [i for block in made for i in block]
+                finished.extend(i for i in children if tree.terminal[i])
+                open_ = [i for i in children if not tree.terminal[i]]
+                frontier = by_score(tree, open_)[: self.beam_size]  # ties: the earlier child
+                if not frontier:
+                    break
+        except Stop as e:
+            stop = e.reason
         last = [i for i in frontier if i != Tree.ROOT]
-        chosen = _best(tree, finished) if finished else _best(tree, last)
-        return _make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)
+        chosen = best(tree, finished) if finished else best(tree, last)
+        return make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)

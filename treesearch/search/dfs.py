@@ -21,19 +21,20 @@ from ..budget import Budget
 from ..interfaces import Policy, State, Verifier, VerifierFn
 from ..results import SearchResult
 from ..tree import Tree
-from ._common import check_aggregation, expand_node
-from .best_of_n import (
+from ._common import (
     AnswerFn,
-    _best,
-    _check_answer_fn,
-    _check_int,
-    _check_max_nodes,
-    _check_roles,
-    _fits,
-    _make_result,
-    _propose_checked,
-    _score_nodes,
-    _start,
+    Stop,
+    best,
+    by_score,
+    check_aggregation,
+    check_answer_fn,
+    check_int,
+    check_max_nodes,
+    check_roles,
+    expand_and_score,
+    make_result,
+    start_search,
+    start_unit,
 )
 
 __all__ = ["DFS"]
@@ -71,7 +72,7 @@ class DFS:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = _check_roles(policy, verifier)
+        self.policy, self.verify = check_roles(policy, verifier)
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
             raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
         if not math.isfinite(threshold):
@@ -79,52 +80,39 @@ class DFS:
         if not isinstance(stop_at_first, bool):
             raise TypeError(f"stop_at_first must be a bool, got {stop_at_first!r}")
         self.threshold = float(threshold)
-        self.max_depth = _check_int("max_depth", max_depth)
+        self.max_depth = check_int("max_depth", max_depth)
         self.stop_at_first = stop_at_first
         self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = _check_max_nodes(max_nodes)
-        self.answer_fn = _check_answer_fn(answer_fn)
+        self.max_nodes = check_max_nodes(max_nodes)
+        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Search depth-first from ``root`` within ``budget``."""
-        tree, meter = _start(root, budget, rng, self.max_nodes)
+        tree, meter = start_search(root, budget, rng, self.max_nodes)
         stack = [Tree.ROOT]
         solutions: list[int] = []
         stop = "exhausted"
-        while stack:
-            node = stack[-1]
-            terminal = bool(tree.terminal[node])
-            cost = {"simulations": 1} if terminal else {"simulations": 1, "expansions": 1}
-            if not meter.can(**cost):
-                stop = meter.stop_reason or "exhausted"
-                break
-            stack.pop()
-            meter.charge(simulations=1)
-            if terminal:
-                solutions.append(node)  # pushed only with a score >= threshold
-                if self.stop_at_first:
-                    stop = "solved"
-                    break
-                continue
-            proposals = _propose_checked(self.policy, [tree.state(node)], meter, rng)
-            if proposals is None:
-                stop = meter.stop_reason or "exhausted"
-                break
-            if not _fits(tree, len(proposals[0])):
-                stop = "max_nodes"
-                break
-            children = expand_node(tree, node, proposals[0])
-            meter.charge(expansions=1)
-            if not _score_nodes(self.verify, tree, children, meter, self.aggregation):
-                stop = meter.stop_reason or "exhausted"
-                break
-            survivors = [
-                i
-                for i in children
-                if tree.score[i] >= self.threshold
-                and (tree.terminal[i] or tree.depth[i] < self.max_depth)
-            ]
-            survivors.sort(key=lambda i: -tree.score[i])  # stable: ties keep the earlier child
-            stack.extend(reversed(survivors))  # the best-scored child ends on top
-        chosen = solutions[0] if self.stop_at_first and solutions else _best(tree, solutions)
-        return _make_result(tree, meter, chosen, solutions, self.answer_fn, stop)
+        try:
+            while stack:
+                terminal = bool(tree.terminal[stack[-1]])
+                start_unit(meter, expansions=0 if terminal else 1)
+                node = stack.pop()
+                if terminal:
+                    solutions.append(node)  # pushed only with a score >= threshold
+                    if self.stop_at_first:
+                        stop = "solved"
+                        break
+                    continue
+                [children] = expand_and_score(self, tree, meter, rng, [node])
+                survivors = [
+                    i
+                    for i in children
+                    if tree.score[i] >= self.threshold
+                    and (tree.terminal[i] or tree.depth[i] < self.max_depth)
+                ]
+                # The best-scored child ends on top (ties: the earlier child).
+                stack.extend(reversed(by_score(tree, survivors)))
+        except Stop as e:
+            stop = e.reason
+        chosen = solutions[0] if self.stop_at_first and solutions else best(tree, solutions)
+        return make_result(tree, meter, chosen, solutions, self.answer_fn, stop)

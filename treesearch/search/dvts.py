@@ -25,22 +25,21 @@ from ..budget import Budget
 from ..interfaces import Policy, State, Verifier, VerifierFn
 from ..results import SearchResult
 from ..tree import Tree
-from ._common import check_aggregation, expand_node
-from .best_of_n import (
+from ._common import (
     AnswerFn,
-    _best,
-    _check_answer_fn,
-    _check_choice,
-    _check_int,
-    _check_max_nodes,
-    _check_roles,
-    _fits,
-    _make_result,
-    _propose_checked,
-    _score_nodes,
-    _start,
-    _top_by_prior,
-    _vote,
+    Stop,
+    best,
+    check_aggregation,
+    check_answer_fn,
+    check_choice,
+    check_int,
+    check_max_nodes,
+    check_roles,
+    expand_and_score,
+    make_result,
+    start_search,
+    start_unit,
+    vote,
 )
 
 __all__ = ["DVTS"]
@@ -83,60 +82,38 @@ class DVTS:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = _check_roles(policy, verifier)
-        self.n = _check_int("n", n)
-        self.beam_width = _check_int("beam_width", beam_width)
+        self.policy, self.verify = check_roles(policy, verifier)
+        self.n = check_int("n", n)
+        self.beam_width = check_int("beam_width", beam_width)
         if self.n % self.beam_width:
             raise ValueError(f"n ({n}) must be a multiple of beam_width ({beam_width})")
         self.aggregation = check_aggregation(aggregation)
-        self.max_iterations = _check_int("max_iterations", max_iterations)
-        self.mode = _check_choice("mode", mode, _MODES)
-        self.max_nodes = _check_max_nodes(max_nodes)
-        self.answer_fn = _check_answer_fn(answer_fn)
+        self.max_iterations = check_int("max_iterations", max_iterations)
+        self.mode = check_choice("mode", mode, _MODES)
+        self.max_nodes = check_max_nodes(max_nodes)
+        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Run the ``n / beam_width`` subtrees from ``root`` within ``budget``."""
-        tree, meter = _start(root, budget, rng, self.max_nodes)
+        tree, meter = start_search(root, budget, rng, self.max_nodes)
         subtrees = self.n // self.beam_width
         current = [Tree.ROOT] * subtrees  # each subtree's current state
         blocks: list[list[int]] = [[] for _ in range(subtrees)]  # its last scored alternatives
         active = list(range(subtrees))
         stop = "exhausted"
-        for iteration in range(self.max_iterations):
-            expanding = 1 if iteration == 0 else len(active)  # all subtrees start at the root
-            if not meter.can(simulations=1, expansions=expanding):
-                stop = meter.stop_reason or "exhausted"
-                break
-            meter.charge(simulations=1)
-            states = [tree.state(current[j]) for j in active]
-            proposals = _propose_checked(self.policy, states, meter, rng)
-            if proposals is None:
-                stop = meter.stop_reason or "exhausted"
-                break
-            steps = [_top_by_prior(lst, self.beam_width) for lst in proposals]
-            if not _fits(tree, sum(len(s) for s in steps)):
-                stop = "max_nodes"
-                break
-            new_blocks: list[list[int]] = []
-            if iteration == 0:
-                ids = iter(expand_node(tree, Tree.ROOT, [c for s in steps for c in s]))
-                new_blocks = [[next(ids) for _ in s] for s in steps]
-            else:
-                new_blocks = [
-                    list(expand_node(tree, current[j], s))
-                    for j, s in zip(active, steps, strict=True)
-                ]
-            meter.charge(expansions=expanding)
-            new_nodes = [i for block in new_blocks for i in block]
-            if not _score_nodes(self.verify, tree, new_nodes, meter, self.aggregation):
-                stop = meter.stop_reason or "exhausted"
-                break
-            for j, block in zip(active, new_blocks, strict=True):
-                blocks[j] = block
-                current[j] = _best(tree, block)  # type: ignore[assignment]  # all are scored
-            active = [j for j in active if not tree.terminal[current[j]]]
-            if not active:
-                break
+        try:
+            for _ in range(self.max_iterations):
+                at = [current[j] for j in active]
+                start_unit(meter, expansions=len(set(at)))  # all subtrees start at the root
+                made = expand_and_score(self, tree, meter, rng, at, top=self.beam_width)
+                for j, block in zip(active, made, strict=True):
+                    blocks[j] = block
+                    current[j] = best(tree, block)  # type: ignore[assignment]  # all are scored
+                active = [j for j in active if not tree.terminal[current[j]]]
+                if not active:
+                    break
+        except Stop as e:
+            stop = e.reason
         candidates = [i for block in blocks for i in block]
-        chosen = _vote(tree, candidates, self.mode, self.answer_fn)
-        return _make_result(tree, meter, chosen, candidates, self.answer_fn, stop)
+        chosen = vote(tree, candidates, self.mode, self.answer_fn)
+        return make_result(tree, meter, chosen, candidates, self.answer_fn, stop)
