@@ -275,7 +275,7 @@ def naive_puct(root, sims: int, c: float, evaluator) -> dict:
     return {a: visits.get((a,), 0) for a in children[()]}
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(moves=st.lists(st.integers(0, 8), max_size=4), sims=st.integers(1, 300))
 def test_puct_equals_naive_reference(moves, sims):
     state = TicTacToe()
@@ -306,7 +306,7 @@ def random_position(moves: list[int], game) -> object:
     return state
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(
     moves=st.lists(st.integers(0, 6), max_size=10),
     sims=st.integers(1, 120),
@@ -344,7 +344,7 @@ def test_search_invariants(moves, sims, selection, leaves, solver, seed):
     assert again.tree.to_dict() == tree.to_dict()
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(
     sims=st.integers(1, 60),
     expansions=st.integers(1, 30),
