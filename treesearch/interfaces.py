@@ -175,6 +175,7 @@ def as_verifier(verifier: Verifier | VerifierFn) -> Callable[[Sequence[State]], 
 
     The returned function validates every batch: one score per state, all finite.
     """
+    fn: VerifierFn
     if isinstance(verifier, Verifier):
         fn = verifier.score
     elif callable(verifier):

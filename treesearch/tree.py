@@ -123,7 +123,7 @@ class Tree:
             new_cap = min(new_cap, self.max_nodes)
         for name, (dtype, fill) in _ARRAYS.items():
             old = getattr(self, name)
-            grown = np.full(new_cap, fill, dtype=dtype)
+            grown: np.ndarray = np.full(new_cap, fill, dtype=dtype)
             grown[: len(old)] = old
             setattr(self, name, grown)
 
