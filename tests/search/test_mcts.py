@@ -535,3 +535,22 @@ def test_nan_verifier_score_is_an_error():
         MCTS(policy=Proposer(), verifier=lambda s: [math.nan] * len(s)).search(
             Chain(3), Budget(simulations=3), rng=rng()
         )
+
+
+def test_user_callback_errors_name_the_call_and_nodes():
+    class Broken:
+        def evaluate(self, states, *, rng):
+            raise KeyError("model exploded")
+
+    with pytest.raises(KeyError, match="model exploded") as info:
+        MCTS(Broken()).search(TicTacToe(), Budget(simulations=3), rng=rng())
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "Broken.evaluate (tree nodes [0])" in notes
+    assert "TicTacToe" in notes
+
+    def bad_verifier(states):
+        raise RuntimeError("scorer down")
+
+    with pytest.raises(RuntimeError, match="scorer down") as info:
+        MCTS(verifier=bad_verifier).search(Chain(3), Budget(simulations=3), rng=rng())
+    assert "the verifier" in "\n".join(info.value.__notes__)

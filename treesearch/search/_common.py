@@ -17,7 +17,8 @@ through :class:`Stop`: :func:`start_unit`, :func:`require_room`, :func:`expand_n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
@@ -58,6 +59,7 @@ __all__ = [
     "start_unit",
     "top_by_prior",
     "unique",
+    "user_call",
     "vote",
 ]
 
@@ -163,6 +165,23 @@ def start_search(
 # ---------------------------------------------------------------------- policy and verifier
 
 
+@contextmanager
+def user_call(what: str, states: Sequence[State]) -> Iterator[None]:
+    """Let exceptions from user code through unchanged, with a note naming the call and states."""
+    try:
+        yield
+    except Exception as exc:
+        if hasattr(exc, "add_note"):  # Python 3.11+
+            first = repr(states[0]) if states else "-"
+            if len(first) > 200:
+                first = first[:200] + "..."
+            exc.add_note(
+                f"treesearch: raised in {what} on a batch of {len(states)} state(s); "
+                f"first state: {first}"
+            )
+        raise
+
+
 def propose(
     policy: Policy,
     states: Sequence[State],
@@ -188,8 +207,9 @@ def propose(
     if max_tokens is not None and max_tokens <= 0:
         meter.stop_reason = meter.stop_reason or "tokens"
         return None
-    raw = policy.propose(states, rng=rng, max_tokens=max_tokens)
     name = type(policy).__name__
+    with user_call(f"{name}.propose", states):
+        raw = policy.propose(states, rng=rng, max_tokens=max_tokens)
     if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__"):
         raise TypeError(f"{name}.propose must return one list of Candidates per state")
     if len(raw) != len(states):
@@ -231,7 +251,8 @@ def score_states(verify: Verify, states: Sequence[State], meter: BudgetMeter) ->
         return []
     if not meter.can(verifier_calls=len(states)):
         return None
-    scores = verify(states)
+    with user_call("the verifier", states):
+        scores = verify(states)
     meter.charge(verifier_calls=len(states))
     return scores
 

@@ -44,7 +44,14 @@ from ..interfaces import (
 from ..results import SearchResult, root_distribution, trace_from_path
 from ..selection import alphazero_c, puct_scores, uct_scores
 from ..tree import Tree, TreeFull
-from ._common import check_rng, expand_node, propose, resolve_verifier, score_states
+from ._common import (
+    check_rng,
+    expand_node,
+    propose,
+    resolve_verifier,
+    score_states,
+    user_call,
+)
 
 __all__ = ["MCTS", "reuse_subtree", "visit_policy"]
 
@@ -471,7 +478,12 @@ class MCTS:
         live_states = [states[i] for i in live]
         out: list[_Evaluated] = [(None, 0.0)] * len(leaves)
         if self.evaluator is not None:
-            raw = self.evaluator.evaluate(live_states, rng=rng) if live_states else []
+            raw: Sequence[object] = []
+            if live_states:
+                nodes = [leaves[i] for i in live]
+                where = f"{type(self.evaluator).__name__}.evaluate (tree nodes {nodes[:8]})"
+                with user_call(where, live_states):
+                    raw = self.evaluator.evaluate(live_states, rng=rng)
             meter.charge(policy_calls=len(live_states))
             check_batch(raw, len(live_states), what="evaluations", source=self.evaluator)
             for i, state, ev in zip(live, live_states, raw, strict=True):
