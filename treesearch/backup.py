@@ -48,7 +48,8 @@ def backup(tree: Tree, leaf: int, value: float, *, virtual_loss: int = 0) -> Non
 
 def apply_virtual_loss(tree: Tree, path: list[int], amount: int) -> None:
     """Count ``amount`` pretend losses on every node of ``path`` so that the next selection in
-    the same round prefers other leaves; :func:`backup` with ``virtual_loss=amount`` reverts it.
+    the same round prefers other leaves; :func:`backup` with ``virtual_loss=amount`` reverts it
+    (as does a negative ``amount``, for a round that is abandoned).
     """
     tree.visits[path] += amount
     tree.value_sum[path] -= amount

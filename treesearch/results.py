@@ -191,8 +191,9 @@ class SearchResult:
     """What every search returns.
 
     Attributes:
-        action: the chosen action at the root (``None`` when the search returns an answer
-            rather than a move, or when the root had no children).
+        action: the chosen action at the root: the move for game searches, the first step on
+            the path to the answer for answer-producing searches; ``None`` when the root had
+            no children.
         actions: the root's child actions, aligned with ``visit_distribution``.
         visit_distribution: root child visits divided by their sum (for MCTS), or the
             normalised selection weights of the algorithm.

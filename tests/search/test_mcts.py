@@ -554,3 +554,40 @@ def test_user_callback_errors_name_the_call_and_nodes():
     with pytest.raises(RuntimeError, match="scorer down") as info:
         MCTS(verifier=bad_verifier).search(Chain(3), Budget(simulations=3), rng=rng())
     assert "the verifier" in "\n".join(info.value.__notes__)
+
+
+class TokenPolicy:
+    """Each candidate costs 3 tokens; stays within ``max_tokens`` by proposing fewer."""
+
+    def propose(self, states, *, rng, max_tokens=None):
+        left = math.inf if max_tokens is None else max_tokens
+        out = []
+        for s in states:
+            cands = []
+            for a in s.legal_actions():
+                if left < 3:
+                    break
+                cands.append(Candidate(a, 1.0, num_tokens=3))
+                left -= 3
+            out.append(cands)
+        return out
+
+
+@pytest.mark.parametrize("leaves", [1, 4])
+@pytest.mark.parametrize("tokens", [1, 7, 50, 301])
+def test_token_budget_stops_policy_search(leaves, tokens):
+    budget = Budget(tokens=tokens)
+    r = MCTS(
+        policy=TokenPolicy(), verifier=lambda s: [0.0] * len(s), leaves_per_round=leaves
+    ).search(ConnectFour(), budget, rng=rng())
+    assert r.stop_reason == "tokens"
+    assert r.usage.within(budget)
+    # Tokens of the abandoned last round were generated, so they count as spent.
+    assert r.usage.tokens >= int(r.tree.tokens[: r.tree.num_nodes].sum())
+    check_conservation(r.tree)
+    assert r.tree.visits[0] == r.usage.simulations
+
+
+def test_dirichlet_noise_needs_puct():
+    with pytest.raises(ValueError, match="puct"):
+        MCTS(RandomRollout(), selection="uct", dirichlet_alpha=0.3)

@@ -91,6 +91,10 @@ def visit_policy(visits: np.ndarray, temperature: float) -> np.ndarray:
 _Evaluated = tuple["tuple[Sequence[Action], np.ndarray] | list[Candidate] | None", float]
 
 
+class _OutOfBudget(Exception):
+    """A budgeted call found its allowance spent mid-round (the policy's tokens)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     """A leaf selected this round, waiting for its value."""
@@ -195,6 +199,8 @@ class MCTS:
                 raise ValueError("fpu must not be NaN")
         if dirichlet_alpha is not None:
             _check_number("dirichlet_alpha", dirichlet_alpha, minimum=0.0, strict=True)
+            if selection != "puct":
+                raise ValueError("dirichlet_alpha (root prior noise) applies to selection='puct'")
         _check_number("dirichlet_epsilon", dirichlet_epsilon, minimum=0.0)
         if dirichlet_epsilon > 1:
             raise ValueError(f"dirichlet_epsilon must be in [0, 1], got {dirichlet_epsilon}")
@@ -256,8 +262,15 @@ class MCTS:
             if not pending:
                 stop_reason = meter.stop_reason or "exhausted"
                 break
-            full = self._evaluate_and_expand(tree, pending, meter, rng, cache)
             vl = self.virtual_loss if self.leaves_per_round > 1 else 0
+            try:
+                full = self._evaluate_and_expand(tree, pending, meter, rng, cache)
+            except _OutOfBudget:
+                # The round is abandoned: nothing was expanded or backed up.
+                for item in pending:
+                    apply_virtual_loss(tree, item.path, -vl)
+                stop_reason = meter.stop_reason or "tokens"
+                break
             for item in pending:
                 assert item.value is not None  # filled by _evaluate_and_expand
                 backup(tree, item.path[-1], item.value, virtual_loss=vl)
@@ -278,7 +291,9 @@ class MCTS:
         """Select up to ``leaves_per_round`` leaves, adding virtual loss along each path."""
         pending: list[_Pending] = []
         new_leaves: set[int] = set()
-        cost = {"simulations": 0, "policy_calls": 0, "expansions": 0, "verifier_calls": 0}
+        cost = dict.fromkeys(
+            ("simulations", "policy_calls", "expansions", "verifier_calls", "tokens"), 0
+        )
         for _ in range(self.leaves_per_round):
             path = self._select(tree, root_priors)
             leaf = path[-1]
@@ -297,7 +312,8 @@ class MCTS:
                 else:
                     step.update(policy_calls=1, expansions=1)
                     if self.policy is not None:
-                        step["verifier_calls"] = 1
+                        # A policy leaf needs at least one token left to propose anything.
+                        step.update(verifier_calls=1, tokens=1)
             trial = {k: cost[k] + step.get(k, 0) for k in cost}
             if not meter.can(**trial):
                 break
@@ -498,9 +514,9 @@ class MCTS:
             dead = [i for i, leaf in enumerate(leaves) if tree.terminal[leaf]]
         else:
             assert self.policy is not None  # guaranteed by __init__
-            proposals = propose(self.policy, live_states, meter, rng)
-            if proposals is None:
-                raise RuntimeError("budget refused a policy call that was checked beforehand")
+            proposals = propose(self.policy, live_states, meter, rng, require_candidates=True)
+            if proposals is None:  # the token allowance ran out inside the call
+                raise _OutOfBudget
             for i, cands in zip(live, proposals, strict=True):
                 out[i] = (cands, 0.0)
             dead = list(range(len(leaves)))  # every leaf gets its value from the verifier
