@@ -250,6 +250,13 @@ class MCTS:
             raise ValueError("cannot search from a terminal state")
         cache: dict[object, _Evaluated] | None = {} if self.transpositions else None
         root_priors = self._noised_root_priors(tree, rng)
+        if (
+            self.evaluator is not None
+            and self.leaves_per_round == 1
+            and cache is None
+            and meter.only_simulations
+        ):
+            return self._result(tree, meter, rng, self._run_plain(tree, meter, rng, root_priors))
         stop_reason = "exhausted"
         while True:
             if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
@@ -283,6 +290,83 @@ class MCTS:
                 stop_reason = "max_nodes"
                 break
         return self._result(tree, meter, rng, stop_reason)
+
+    def _run_plain(
+        self,
+        tree: Tree,
+        meter: BudgetMeter,
+        rng: np.random.Generator,
+        root_priors: np.ndarray | None,
+    ) -> str:
+        """The common case in one loop: an evaluator, one leaf per round, and a budget of
+        simulations only. Same selection, checks and backup as the general loop (the golden
+        trees and the naive-reference tests pin both), without its per-round bookkeeping.
+        Returns the stop reason.
+        """
+        assert self.evaluator is not None and meter.budget.simulations is not None
+        evaluate = self.evaluator.evaluate
+        name = type(self.evaluator).__name__
+        best_child = self._best_child
+        states, first_child, num_children = tree.states, tree.first_child, tree.num_children
+        terminal, proven = tree.terminal, tree.proven
+        limit, sims, calls, expansions = meter.budget.simulations, 0, 0, 0
+        stop = "simulations"
+        try:
+            while sims < limit:
+                if self.solver and proven[Tree.ROOT] == proven[Tree.ROOT]:  # not NaN
+                    stop = "solved"
+                    break
+                node, path = Tree.ROOT, [Tree.ROOT]
+                while (start := int(first_child[node])) >= 0 and not terminal[node]:
+                    end = start + int(num_children[node])
+                    priors = root_priors if node == Tree.ROOT else None
+                    node = start + best_child(tree, node, start, end, priors)
+                    if states[node] is None:
+                        tree.state(node)
+                    path.append(node)
+                full = False
+                if terminal[node]:
+                    value = self._known_value(tree, node)
+                    if value is None:  # scored by the verifier
+                        value = self._evaluate(tree, [node], meter, rng)[0][1]
+                else:
+                    state = states[node]
+                    assert state is not None  # created during the descent
+                    with user_call(f"{name}.evaluate (tree nodes [{node}])", (state,)):
+                        raw = evaluate([state], rng=rng)
+                    calls += 1
+                    check_batch(raw, 1, what="evaluations", source=self.evaluator)
+                    actions = state.legal_actions()
+                    priors, value = check_evaluation(raw[0], len(actions), source=self.evaluator)
+                    if not actions:
+                        raise ValueError(
+                            f"empty expansion: no legal actions at non-terminal node {node} "
+                            f"({state!r})"
+                        )
+                    total = priors.sum()
+                    priors = (
+                        priors / total if total > 0 else np.full(len(actions), 1 / len(actions))
+                    )
+                    try:
+                        tree.add_children(node, actions, priors)
+                        expansions += 1
+                    except TreeFull:
+                        full = True
+                    # Growing the tree may have reallocated its arrays.
+                    first_child, num_children = tree.first_child, tree.num_children
+                    terminal, proven = tree.terminal, tree.proven
+                backup(tree, node, value)
+                if self.solver:
+                    self._propagate_proof(tree, path)
+                sims += 1
+                if root_priors is None and self.dirichlet_alpha is not None:
+                    root_priors = self._noised_root_priors(tree, rng)
+                if full:
+                    stop = "max_nodes"
+                    break
+        finally:
+            meter.charge(simulations=sims, policy_calls=calls, expansions=expansions)
+        return stop
 
     # ------------------------------------------------------------------ phases
     def _gather(
