@@ -9,27 +9,45 @@ import sys
 import types
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def python_blocks(path: Path = README) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def run_blocks(path: Path, monkeypatch) -> str:
+    module = types.ModuleType(f"examples_{path.stem}")  # dataclasses look their module up
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for block in python_blocks(path):
+            # Our own documentation, not model output: running it is the point of the test.
+            exec(compile(block, str(path), "exec"), module.__dict__)
+    return out.getvalue()
 
 
 def test_readme_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    blocks = python_blocks()
-    assert len(blocks) >= 4
-    module = types.ModuleType("readme_examples")  # dataclasses look their module up
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    namespace = module.__dict__
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        for block in blocks:
-            # Our own documentation, not model output: running it is the point of the test.
-            exec(compile(block, str(README), "exec"), namespace)
-    printed = out.getvalue().splitlines()
+    assert len(python_blocks()) >= 4
+    printed = run_blocks(README, monkeypatch).splitlines()
     assert printed[0].startswith("2 ")  # Nim: take two, leaving a multiple of four
     assert any(line.startswith("(3, 4, 3) 44 exhausted") for line in printed)
     assert (tmp_path / "tree.svg").read_text().lstrip().startswith("<?xml")
     assert (tmp_path / "tree.json").exists()
+
+
+def test_algorithm_doc_examples_print_their_stated_output(monkeypatch):
+    doc = ROOT / "docs" / "algorithms.md"
+    pairs = re.findall(
+        r"```python\n(.*?)```\n\nOutput:\n\n```text\n(.*?)```", doc.read_text(), flags=re.S
+    )
+    assert len(pairs) >= 7  # one example per algorithm
+    module = types.ModuleType("examples_algorithms")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for code, expected in pairs:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, str(doc), "exec"), module.__dict__)
+        assert out.getvalue() == expected, code
