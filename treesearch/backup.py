@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .tree import Tree
 
-__all__ = ["apply_virtual_loss", "backup", "value_for_parent"]
+__all__ = ["apply_virtual_loss", "backup", "value_for_parent", "value_for_player"]
 
 
 def value_for_parent(tree: Tree, node: int, value: float) -> float:
@@ -20,6 +20,14 @@ def value_for_parent(tree: Tree, node: int, value: float) -> float:
     if parent >= 0 and tree.to_play[parent] != tree.to_play[node]:
         return -value
     return value
+
+
+def value_for_player(value: float, player: int, viewer: int) -> float:
+    """Convert ``value`` (for ``player``) to ``viewer``'s point of view: the same player keeps
+    it, the opponent in a two-player zero-sum game gets its negation. For code outside the tree,
+    such as rollouts, that must turn a terminal value into the value of the player who started.
+    """
+    return value if player == viewer else -value
 
 
 def backup(tree: Tree, leaf: int, value: float, *, virtual_loss: int = 0) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .backup import value_for_player
 from .interfaces import (
     Candidate,
     Evaluation,
@@ -106,7 +107,7 @@ class RandomRollout:
                 value = state.terminal_value()
                 if value is None:
                     return 0.0
-                return value if state.to_play == player else -value
+                return value_for_player(value, state.to_play, player)
             if depth % _BLOCK == 0:
                 uniforms = rng.random(_BLOCK).tolist()
             state = state.step(actions[int(uniforms[depth % _BLOCK] * len(actions))])
