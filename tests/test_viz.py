@@ -206,10 +206,8 @@ def random_trees(draw) -> Tree:
     tree = Tree(capacity=4)
     for _ in range(draw(st.integers(0, 8))):
         leaves = [i for i in range(tree.num_nodes) if not tree.is_expanded(i)]
-        if not leaves:  # every node expanded, some with zero children
-            break
         node = draw(st.sampled_from(leaves))
-        k = draw(st.integers(0, 4))
+        k = draw(st.integers(1, 4))  # an expansion has at least one child
         acts = draw(st.lists(actions, min_size=k, max_size=k))
         priors = draw(st.lists(st.floats(0, 1), min_size=k, max_size=k))
         tokens = draw(st.lists(st.integers(0, 1000), min_size=k, max_size=k))

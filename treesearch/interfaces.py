@@ -20,7 +20,7 @@ two, negating when the player changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -195,7 +195,7 @@ def as_verifier(verifier: Verifier | VerifierFn) -> Callable[[Sequence[State]], 
 def check_scores(raw: Any, expected: int, *, source: object = None) -> list[Score]:
     """Validate a verifier's output and turn it into a list of :class:`Score`."""
     name = type(source).__name__ if source is not None else "verifier"
-    if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__"):
+    if isinstance(raw, (str, bytes, Mapping)) or not hasattr(raw, "__len__"):
         raise TypeError(f"{name} must return a sequence of scores, got {type(raw).__name__}")
     if len(raw) != expected:
         raise ValueError(f"{name} returned {len(raw)} scores for {expected} states")
@@ -238,6 +238,13 @@ def check_evaluation(
         )
     if num_legal and (not math.isfinite(priors.sum()) or priors.min() < 0):
         raise ValueError(f"{name} gave negative or non-finite priors for state {index}")
+    if isinstance(ev.value, bool) or not isinstance(
+        ev.value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"{name} gave a value of type {type(ev.value).__name__} for state {index}; "
+            "expected a number"
+        )
     value = float(ev.value)
     if not math.isfinite(value):
         raise ValueError(f"{name} gave a non-finite value for state {index}: {ev.value!r}")

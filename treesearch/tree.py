@@ -144,6 +144,8 @@ class Tree:
         if self.first_child[node] != self.UNEXPANDED:
             raise ValueError(f"node {node} is already expanded")
         k = len(actions)
+        if k == 0:
+            raise ValueError(f"empty expansion: no children given for node {node}")
         priors = np.asarray(priors, dtype=np.float64)
         if priors.shape != (k,):
             raise ValueError(f"{k} actions but priors of shape {priors.shape}")
@@ -203,7 +205,15 @@ class Tree:
         state = self.states[cursor]
         assert state is not None  # loop invariant, not user input
         for child in reversed(missing):
-            state = state.step(self.actions[child])
+            try:
+                state = state.step(self.actions[child])
+            except Exception as exc:
+                if hasattr(exc, "add_note"):  # Python 3.11+
+                    exc.add_note(
+                        f"treesearch: raised by step({self.actions[child]!r}) creating tree node "
+                        f"{child} (child of node {int(self.parent[child])})"
+                    )
+                raise
             self.states[child] = state
             self._record_state(child, state)
         return state

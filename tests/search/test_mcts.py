@@ -591,3 +591,122 @@ def test_token_budget_stops_policy_search(leaves, tokens):
 def test_dirichlet_noise_needs_puct():
     with pytest.raises(ValueError, match="puct"):
         MCTS(RandomRollout(), selection="uct", dirichlet_alpha=0.3)
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def test_terminal_values_outside_bounds_are_rejected_not_proven():
+    with pytest.raises(ValueError, match="value_bounds"):
+        MCTS(RandomRollout(), selection="uct").search(
+            Bandit([5.0, 10.0]), Budget(simulations=100), rng=rng()
+        )
+    r = MCTS(RandomRollout(), selection="uct", value_bounds=(0.0, 10.0)).search(
+        Bandit([5.0, 10.0]), Budget(simulations=100), rng=rng()
+    )
+    assert r.action == 1 and r.root_value == 10.0 and r.stop_reason == "solved"
+
+
+class Skewed:
+    """Puts almost all prior on the first legal action."""
+
+    def evaluate(self, states, *, rng):
+        out = []
+        for s in states:
+            p = np.full(len(s.legal_actions()), 0.01)
+            if len(p):
+                p[0] = 0.99
+            out.append(Evaluation(p, 0.0))
+        return out
+
+
+@pytest.mark.parametrize("final", ["visits", "q", "sample"])
+def test_final_choice_never_plays_a_proven_loss_when_another_move_exists(final):
+    # Single-agent: "a" ends at once with -1 (a proven loss); "b" is unexplored but open.
+    root = ExplicitTree.from_nested({"a": -1.0, "b": {"x": 0.0, "y": 0.5}})
+    for seed in range(5):
+        r = MCTS(Skewed(), final=final).search(root, Budget(simulations=2), rng=rng(seed))
+        assert r.action == "b"
+
+
+def test_callback_error_leaves_tree_reusable():
+    calls = {"n": 0}
+
+    class Flaky:
+        def evaluate(self, states, *, rng):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise RuntimeError("transient")
+            return HashEvaluator().evaluate(states, rng=rng)
+
+    mcts = MCTS(Flaky(), leaves_per_round=4)
+    first = mcts.search(ConnectFour(), Budget(simulations=8), rng=rng())
+    with pytest.raises(RuntimeError, match="transient"):
+        mcts.search(first.tree, Budget(simulations=40), rng=rng())
+    assert first.tree.virtual_loss[: first.tree.num_nodes].sum() == 0
+    check_conservation(first.tree)
+    again = mcts.search(first.tree, Budget(simulations=20), rng=rng())
+    check_conservation(again.tree)
+
+
+def test_budgets_this_search_never_spends_are_refused():
+    for budget in (Budget(tokens=5), Budget(verifier_calls=5), Budget(tokens=5, verifier_calls=9)):
+        with pytest.raises(ValueError, match="never spends"):
+            MCTS(UniformEvaluator()).search(ConnectFour(), budget, rng=rng())
+    # With a policy, tokens and verifier calls are spent on every new leaf.
+    r = MCTS(policy=TokenPolicy(), verifier=lambda s: [0.0] * len(s)).search(
+        ConnectFour(), Budget(verifier_calls=5), rng=rng()
+    )
+    assert r.usage.verifier_calls == 5 and r.stop_reason == "verifier_calls"
+
+
+def test_finite_tree_without_a_simulation_limit_stops():
+    r = MCTS(UniformEvaluator(), solver=False).search(
+        TicTacToe.from_moves([0, 4, 8, 2, 6, 3]), Budget(expansions=10**6), rng=rng()
+    )
+    assert r.stop_reason == "exhausted"
+    assert r.usage.expansions < 10**6
+
+
+def test_illegal_policy_action_names_the_node():
+    class Cheater:
+        def propose(self, states, *, rng, max_tokens=None):
+            return [[Candidate(99)] for _ in states]
+
+    with pytest.raises(ValueError, match=r"illegal action 99 for tree node 0"):
+        MCTS(policy=Cheater(), verifier=lambda s: [0.0] * len(s)).search(
+            TicTacToe(), Budget(simulations=3), rng=rng()
+        )
+
+
+def test_step_errors_name_the_tree_node():
+    from treesearch import Tree
+
+    tree = Tree(TicTacToe())
+    tree.add_children(0, [4, 4], [0.5, 0.5])
+    tree.state(1)
+    tree.add_children(1, [4], [1.0])  # occupied cell: the game refuses the step
+    with pytest.raises(ValueError) as info:
+        tree.state(3)
+    assert "tree node 3" in "\n".join(info.value.__notes__)
+
+
+def test_more_bad_input():
+    with pytest.raises(TypeError, match="State"):
+        MCTS(UniformEvaluator()).search("not a state", Budget(simulations=3), rng=rng())
+    with pytest.raises(TypeError, match="max_nodes"):
+        MCTS(UniformEvaluator(), max_nodes="x")
+    with pytest.raises(ValueError, match="max_nodes"):
+        MCTS(UniformEvaluator(), max_nodes=0)
+    with pytest.raises(TypeError, match="solver"):
+        MCTS(UniformEvaluator(), solver="yes")
+    assert MCTS(UniformEvaluator(), leaves_per_round=np.int64(2)).leaves_per_round == 2
+
+    class StringValue:
+        def evaluate(self, states, *, rng):
+            return [Evaluation(np.ones(len(s.legal_actions())), "0.5") for s in states]
+
+    with pytest.raises(TypeError, match="value of type str"):
+        MCTS(StringValue()).search(TicTacToe(), Budget(simulations=3), rng=rng())
+    with pytest.raises(TypeError, match="sequence of scores"):
+        MCTS(verifier=lambda s: {0: 1.0}).search(Chain(2), Budget(simulations=3), rng=rng())

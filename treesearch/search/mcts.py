@@ -45,6 +45,9 @@ from ..results import SearchResult, root_distribution, trace_from_path
 from ..selection import alphazero_c, puct_scores, uct_scores
 from ..tree import Tree, TreeFull
 from ._common import (
+    check_choice,
+    check_int,
+    check_max_nodes,
     check_rng,
     expand_node,
     propose,
@@ -60,6 +63,10 @@ Selection = Literal["uct", "puct"]
 # Nodes with at most this many children are scored in plain Python (numpy's per-call overhead
 # dominates below it); wider nodes use one vectorised expression.
 _NARROW = 32
+
+# Without a simulation or time limit, a search whose rounds stop adding nodes (a finite tree
+# explored to its terminal leaves) ends after this many idle rounds instead of running forever.
+_MAX_IDLE_ROUNDS = 1000
 FinalChoice = Literal["visits", "q", "sample"]
 
 
@@ -179,10 +186,8 @@ class MCTS:
                 )
             if verifier is None:
                 raise ValueError("MCTS with a policy needs a verifier to value its leaves")
-        if selection not in ("uct", "puct"):
-            raise ValueError(f"selection must be 'uct' or 'puct', got {selection!r}")
-        if final not in ("visits", "q", "sample"):
-            raise ValueError(f"final must be 'visits', 'q' or 'sample', got {final!r}")
+        check_choice("selection", selection, ("uct", "puct"))
+        check_choice("final", final, ("visits", "q", "sample"))
         if c is None:
             c = math.sqrt(2.0) if selection == "uct" else 1.25
         _check_number("c", c, minimum=0.0)
@@ -205,9 +210,12 @@ class MCTS:
         if dirichlet_epsilon > 1:
             raise ValueError(f"dirichlet_epsilon must be in [0, 1], got {dirichlet_epsilon}")
         _check_number("temperature", temperature, minimum=0.0)
-        for name, value in (("leaves_per_round", leaves_per_round), ("virtual_loss", virtual_loss)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        leaves_per_round = check_int("leaves_per_round", leaves_per_round)
+        virtual_loss = check_int("virtual_loss", virtual_loss)
+        max_nodes = check_max_nodes(max_nodes)
+        for name, flag in (("solver", solver), ("transpositions", transpositions)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         lo, hi = value_bounds
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(
@@ -244,10 +252,15 @@ class MCTS:
                 raise ValueError("cannot continue a tree without a root state (loaded from JSON?)")
             if int(tree.virtual_loss[: tree.num_nodes].sum()) != 0:
                 raise ValueError("tree has leftover virtual loss; was a search interrupted?")
-        else:
+        elif isinstance(root, State):
             tree = Tree(root, max_nodes=self.max_nodes)
+        else:
+            raise TypeError(
+                f"root must be a State (or a Tree to continue), got {type(root).__name__}"
+            )
         if tree.terminal[Tree.ROOT]:
             raise ValueError("cannot search from a terminal state")
+        self._check_budget_binds(budget)
         cache: dict[object, _Evaluated] | None = {} if self.transpositions else None
         root_priors = self._noised_root_priors(tree, rng)
         if (
@@ -258,6 +271,8 @@ class MCTS:
         ):
             return self._result(tree, meter, rng, self._run_plain(tree, meter, rng, root_priors))
         stop_reason = "exhausted"
+        open_ended = budget.simulations is None and budget.wall_time is None
+        idle_rounds = 0
         while True:
             if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
                 stop_reason = "solved"
@@ -270,26 +285,47 @@ class MCTS:
                 stop_reason = meter.stop_reason or "exhausted"
                 break
             vl = self.virtual_loss if self.leaves_per_round > 1 else 0
+            nodes_before = tree.num_nodes
             try:
                 full = self._evaluate_and_expand(tree, pending, meter, rng, cache)
-            except _OutOfBudget:
-                # The round is abandoned: nothing was expanded or backed up.
+            except BaseException as exc:
+                # The round is abandoned: nothing was backed up, so take its virtual loss back
+                # and leave the tree usable (a caller may retry after a callback error).
                 for item in pending:
                     apply_virtual_loss(tree, item.path, -vl)
-                stop_reason = meter.stop_reason or "tokens"
-                break
+                if isinstance(exc, _OutOfBudget):
+                    stop_reason = meter.stop_reason or "tokens"
+                    break
+                raise
             for item in pending:
                 assert item.value is not None  # filled by _evaluate_and_expand
                 backup(tree, item.path[-1], item.value, virtual_loss=vl)
                 if self.solver:
                     self._propagate_proof(tree, item.path)
             meter.charge(simulations=len(pending))
+            idle_rounds = 0 if tree.num_nodes > nodes_before else idle_rounds + 1
+            if open_ended and idle_rounds > _MAX_IDLE_ROUNDS:
+                # No simulation or time limit, and the tree stopped growing (every leaf the
+                # search reaches is terminal): nothing left for the other limits to count.
+                stop_reason = "exhausted"
+                break
             if root_priors is None and self.dirichlet_alpha is not None:
                 root_priors = self._noised_root_priors(tree, rng)
             if full:
                 stop_reason = "max_nodes"
                 break
         return self._result(tree, meter, rng, stop_reason)
+
+    def _check_budget_binds(self, budget: Budget) -> None:
+        """Refuse a budget whose only limits this search never spends (it would never stop)."""
+        spent = ["simulations", "expansions", "policy_calls", "wall_time"]
+        if self.policy is not None:
+            spent += ["tokens", "verifier_calls"]
+        if all(getattr(budget, name) is None for name in spent):
+            raise ValueError(
+                f"this MCTS never spends the limits of {budget}; give it one of {spent} "
+                "(an evaluator search generates no tokens and calls no verifier on live leaves)"
+            )
 
     def _run_plain(
         self,
@@ -510,8 +546,12 @@ class MCTS:
                 )
             return None
         value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"terminal_value() of node {leaf} is not finite: {value}")
+        lo, hi = self.value_bounds
+        if not lo <= value <= hi:  # also rejects NaN
+            raise ValueError(
+                f"terminal_value() of node {leaf} is {value}, outside value_bounds="
+                f"{self.value_bounds}; pass MCTS(value_bounds=...) covering every terminal value"
+            )
         return value
 
     def _evaluate_and_expand(
@@ -549,6 +589,8 @@ class MCTS:
                         f"empty expansion: no children proposed for non-terminal node {leaf} "
                         f"({tree.state(leaf)!r})"
                     )
+                if not isinstance(children, tuple):
+                    self._check_legal(tree, leaf, children)
                 try:
                     if isinstance(children, tuple):
                         tree.add_children(leaf, *children)
@@ -560,6 +602,19 @@ class MCTS:
             for i in indices:
                 pending[i] = _Pending(pending[i].path, value)
         return full
+
+    def _check_legal(self, tree: Tree, leaf: int, candidates: list[Candidate]) -> None:
+        """A policy may only propose legal actions where the state lists them."""
+        legal = tree.state(leaf).legal_actions()
+        if not legal:
+            return  # open-ended state: the policy defines the actions
+        allowed = set(legal)
+        for c in candidates:
+            if c.action not in allowed:
+                raise ValueError(
+                    f"{type(self.policy).__name__}.propose returned illegal action {c.action!r} "
+                    f"for tree node {leaf} ({tree.state(leaf)!r})"
+                )
 
     def _evaluate(
         self,
@@ -687,6 +742,7 @@ class MCTS:
         q = np.where(visits > 0, tree.value_sum[start:stop] / np.maximum(visits, 1.0), -np.inf)
         proven = tree.proven[start:stop] if self.solver else np.full(len(kids), np.nan)
         known = ~np.isnan(proven)
+        allowed = np.arange(len(kids))
         if known.any():
             wins = np.flatnonzero(proven >= self.value_bounds[1])
             if len(wins):
@@ -694,23 +750,22 @@ class MCTS:
             # Proven children stop collecting visits, so rank them by their exact value.
             q = np.where(known, proven, q)
             losing = known & (proven <= self.value_bounds[0])
-            if losing.all():
-                return int(np.argmax(visits))
-            visits = np.where(losing, -1.0, visits)
-            q = np.where(losing, -np.inf, q)
-        if self.final == "q":
-            return int(np.argmax(q))
-        if sample and self.final == "sample" and self.temperature > 0:
-            pi = visit_policy(np.maximum(visits, 0.0), self.temperature)
-            return int(rng.choice(len(pi), p=pi))
+            if not losing.all():  # a proven loss is played only when every move is one
+                allowed = np.flatnonzero(~losing)
+        visits, q, known = visits[allowed], q[allowed], known[allowed]
+        if self.final == "q" and np.isfinite(q).any():
+            return int(allowed[np.argmax(q)])
+        if sample and self.final == "sample" and self.temperature > 0 and visits.sum() > 0:
+            pi = visit_policy(visits, self.temperature)
+            return int(allowed[rng.choice(len(pi), p=pi)])
         best = int(np.argmax(visits))
         if known.any():
             # The most visited unproven move is kept unless a proven move is worth more.
-            safe = np.flatnonzero(known & ~losing)
-            if len(safe) and q[safe].max() > q[best]:
-                return int(safe[np.argmax(q[safe])])
+            safe = np.flatnonzero(known)
+            if q[safe].max() > q[best]:
+                return int(allowed[safe[np.argmax(q[safe])]])
         tied = np.flatnonzero(visits == visits[best])
-        return int(tied[np.argmax(q[tied])])
+        return int(allowed[tied[np.argmax(q[tied])]])
 
     def _follow(self, tree: Tree, node: int, rng: np.random.Generator) -> int:
         """Descend from ``node`` by the final-move rule (no sampling) to an explored leaf."""
