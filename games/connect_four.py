@@ -7,6 +7,9 @@ shifting by 1 (vertical), 7 (horizontal), 6 and 8 (the two diagonals) never wrap
 into the next. A four is found with two shifts and two ands per direction, checking only the
 player who just moved. Column heights are kept in a tuple.
 
+:meth:`ConnectFour.random_playout` plays a uniformly random game to the end directly on the
+bitboards, without creating positions; :class:`~treesearch.evaluators.RandomRollout` uses it.
+
 Player 0 plays X and moves first; player 1 plays O. Actions are column indices ``0..6``. Values
 follow the project's sign rule: :meth:`ConnectFour.terminal_value` is from the point of view of
 the player to move at the terminal state, so a win by the previous mover is ``-1.0`` and a full
@@ -17,7 +20,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Hashable, Iterable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from treesearch.backup import value_for_player
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ConnectFour"]
 
@@ -25,6 +33,8 @@ ROWS = 6
 COLUMNS = 7
 _STRIDE = ROWS + 1  # bits per column, with the sentinel
 _NUM_CELLS = ROWS * COLUMNS
+# The bit of each column's top cell (row 5): a stone there fills the column.
+_TOP_ROW = sum(1 << (c * _STRIDE + ROWS - 1) for c in range(COLUMNS))
 
 _new = object.__new__
 _set = object.__setattr__
@@ -216,6 +226,85 @@ class ConnectFour:
         if self._winner is not None:
             return -1.0
         return 0.0 if self._num_moves == _NUM_CELLS else None
+
+    # -- Rollouts ---------------------------------------------------------------------------
+
+    def random_playout(
+        self, rng: np.random.Generator, *, block: int = 64, max_depth: int = 10_000
+    ) -> float:
+        """Play uniformly random moves to the end; the outcome for the player to move here.
+
+        The fast path of :class:`~treesearch.evaluators.RandomRollout`, on the bitboards alone.
+        It consumes ``rng`` exactly as the generic playout does: ``rng.random(block)`` before
+        moves ``0, block, 2 * block, ...``, and move ``d`` plays
+        ``legal_actions()[int(u[d % block] * len(legal_actions()))]``, so for the same
+        generator state both return the same value. At most ``max_depth`` moves are played; a
+        playout that has not reached a terminal position after ``max_depth - 1`` moves (the
+        generic loop checks for the end before each move) is worth ``0.0``, as is a draw.
+        """
+        player = self._to_play
+        if self._winner is not None or self._num_moves == _NUM_CELLS:
+            if max_depth < 1:
+                return 0.0
+            return value_for_player(-1.0 if self._winner is not None else 0.0, player, player)
+        x_bits, o_bits = self._bits
+        mine, theirs = (x_bits, o_bits) if player == 0 else (o_bits, x_bits)
+        start_stones = self._num_moves
+        heights = self._heights
+        # The next free cell of each column, as a bit; legal columns in increasing order.
+        free = [1 << (c * _STRIDE + heights[c]) for c in range(COLUMNS)]
+        legal = [c for c in range(COLUMNS) if heights[c] < ROWS]
+        num_legal = len(legal)
+        draw = rng.random
+        top_row = _TOP_ROW
+        depth = 0  # moves played before the current block
+        while depth < max_depth:
+            uniforms = draw(block).tolist()
+            if max_depth - depth < block:
+                uniforms = uniforms[: max_depth - depth]
+            for u in uniforms:
+                col = legal[int(u * num_legal)]
+                bit = free[col]
+                free[col] = bit << 1
+                mine |= bit
+                # A four for the mover: two shifts and two ands per direction.
+                m = mine & (mine >> 7)
+                if m & (m >> 14):
+                    return self._playout_end(mine | theirs, start_stones, player, -1.0, max_depth)
+                m = mine & (mine >> 1)
+                if m & (m >> 2):
+                    return self._playout_end(mine | theirs, start_stones, player, -1.0, max_depth)
+                m = mine & (mine >> 8)
+                if m & (m >> 16):
+                    return self._playout_end(mine | theirs, start_stones, player, -1.0, max_depth)
+                m = mine & (mine >> 6)
+                if m & (m >> 12):
+                    return self._playout_end(mine | theirs, start_stones, player, -1.0, max_depth)
+                if bit & top_row:  # the column is now full
+                    legal.remove(col)
+                    num_legal -= 1
+                    if not num_legal:  # the board is full: a draw
+                        return self._playout_end(
+                            mine | theirs, start_stones, player, 0.0, max_depth
+                        )
+                mine, theirs = theirs, mine
+            depth += block
+        return 0.0
+
+    @staticmethod
+    def _playout_end(
+        stones: int, start_stones: int, player: int, value: float, max_depth: int
+    ) -> float:
+        """The value of a playout that reached a terminal position holding ``stones``.
+
+        ``value`` is for the player to move there. The generic loop only sees that position if
+        it has a round left for it, after ``moves`` moves, so one reached on the last allowed
+        move counts as a cut-off playout, ``0.0``.
+        """
+        moves = stones.bit_count() - start_stones
+        if moves >= max_depth:
+            return 0.0
+        return value_for_player(value, player ^ (moves & 1), player)
 
     # -- Extras -----------------------------------------------------------------------------
 

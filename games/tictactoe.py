@@ -7,13 +7,21 @@ indices ``0..8``.
 Values follow the project's sign rule: :meth:`TicTacToe.terminal_value` is from the point of view
 of :attr:`TicTacToe.to_play`, the player to move at the terminal state. Only the previous mover
 can have just won, so a won position is worth ``-1.0`` to the player to move, a draw ``0.0``.
+
+:meth:`TicTacToe.random_playout` plays a uniformly random game to the end on the bitboards,
+without creating positions; :class:`~treesearch.evaluators.RandomRollout` uses it.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Hashable, Iterable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from treesearch.backup import value_for_player
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TicTacToe"]
 
@@ -187,6 +195,55 @@ class TicTacToe:
             return -1.0
         x_bits, o_bits = self._bits
         return 0.0 if (x_bits | o_bits) == _FULL else None
+
+    # -- Rollouts ---------------------------------------------------------------------------
+
+    def random_playout(
+        self, rng: np.random.Generator, *, block: int = 64, max_depth: int = 10_000
+    ) -> float:
+        """Play uniformly random moves to the end; the outcome for the player to move here.
+
+        The fast path of :class:`~treesearch.evaluators.RandomRollout`, on the bitboards alone.
+        It consumes ``rng`` exactly as the generic playout does: ``rng.random(block)`` before
+        moves ``0, block, 2 * block, ...``, and move ``d`` plays
+        ``legal_actions()[int(u[d % block] * len(legal_actions()))]``, so for the same
+        generator state both return the same value. At most ``max_depth`` moves are played; a
+        playout that has not reached a terminal position after ``max_depth - 1`` moves (the
+        generic loop checks for the end before each move) is worth ``0.0``, as is a draw.
+        """
+        player = self._to_play
+        x_bits, o_bits = self._bits
+        occupied = x_bits | o_bits
+        if self._winner is not None or occupied == _FULL:
+            if max_depth < 1:
+                return 0.0
+            return value_for_player(-1.0 if self._winner is not None else 0.0, player, player)
+        mine, theirs = (x_bits, o_bits) if player == 0 else (o_bits, x_bits)
+        legal_table = _LEGAL
+        has_line = _HAS_LINE
+        moves = 0
+        while moves < max_depth:  # at most 9 moves, so one block is enough unless block < 9
+            uniforms = rng.random(block).tolist()
+            if max_depth - moves < block:
+                uniforms = uniforms[: max_depth - moves]
+            for u in uniforms:
+                legal = legal_table[occupied]
+                bit = 1 << legal[int(u * len(legal))]
+                mine |= bit
+                occupied |= bit
+                moves += 1
+                if has_line[mine]:
+                    value = -1.0
+                elif occupied == _FULL:
+                    value = 0.0
+                else:
+                    mine, theirs = theirs, mine
+                    continue
+                # The generic loop sees the end only with a round left after ``moves`` moves.
+                if moves >= max_depth:
+                    return 0.0
+                return value_for_player(value, player ^ (moves & 1), player)
+        return 0.0
 
     # -- Extras -----------------------------------------------------------------------------
 

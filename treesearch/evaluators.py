@@ -72,6 +72,28 @@ class RandomRollout:
 
     The value is for the player to move at the evaluated state. Playouts whose terminal value is
     unknown (``None``) count as 0. ``max_depth`` bounds a playout; one cut short counts as 0.
+
+    A playout picks, before move ``d``, ``actions[int(u * len(actions))]`` from
+    ``state.legal_actions()`` with ``u`` the ``d % 64``-th of a block of uniforms drawn by
+    ``rng.random(64)`` before moves ``0, 64, 128, ...``. It stops at the first state with
+    ``is_terminal()`` and converts its ``terminal_value()`` (for the player to move there) to
+    the player who started with :func:`~treesearch.backup.value_for_player`.
+
+    **Fast-path protocol.** Building a State per move is most of a rollout's cost. A state class
+    may provide::
+
+        def random_playout(self, rng, *, block, max_depth) -> float: ...
+
+    which plays the same random game without creating states (on bitboards, say) and returns
+    its value for the player to move at ``self``. When ``state`` has it, it is used instead of
+    the generic loop. It must consume ``rng`` exactly as described above, ``rng.random(block)``
+    at the same moves and the same choice rule over the same ``legal_actions()`` order, and
+    return ``0.0`` for a draw, an unknown value, or a playout cut short: the generic loop checks
+    for a terminal state before each of at most ``max_depth`` moves, so a terminal state first
+    reached by move number ``max_depth`` is not seen and the playout is worth 0. Then the fast
+    and the generic playouts give identical values for the same seed, and searches give
+    identical trees. :class:`~treesearch.games.ConnectFour` and
+    :class:`~treesearch.games.TicTacToe` implement it.
     """
 
     def __init__(self, *, num_rollouts: int = 1, max_depth: int = 10_000) -> None:
@@ -81,19 +103,29 @@ class RandomRollout:
             raise ValueError(f"max_depth must be a positive int, got {max_depth!r}")
         self.num_rollouts = num_rollouts
         self.max_depth = max_depth
+        self._uniform: dict[int, np.ndarray] = {}
 
     def evaluate(self, states: Sequence[State], *, rng: np.random.Generator) -> list[Evaluation]:
         out = []
+        max_depth = self.max_depth
         for state in states:
-            actions = state.legal_actions()
-            n = len(actions)
+            n = len(state.legal_actions())
+            priors = self._uniform.get(n)
+            if priors is None:
+                priors = self._uniform[n] = np.full(n, 1.0 / max(n, 1))
+                priors.flags.writeable = False  # shared between calls
+            fast = getattr(state, "random_playout", None)
             total = 0.0
             for _ in range(self.num_rollouts):
-                total += self._playout(state, rng)
-            out.append(Evaluation(np.full(n, 1.0 / max(n, 1)), total / self.num_rollouts))
+                if fast is not None:
+                    total += float(fast(rng, block=_BLOCK, max_depth=max_depth))
+                else:
+                    total += self._playout(state, rng)
+            out.append(Evaluation(priors, total / self.num_rollouts))
         return out
 
     def _playout(self, state: State, rng: np.random.Generator) -> float:
+        """The generic playout through the State API (used when ``state`` has no fast path)."""
         player = state.to_play
         # Uniforms drawn in blocks: one rng call per move costs more than the move itself.
         uniforms: list[float] = []

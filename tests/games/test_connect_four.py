@@ -305,3 +305,87 @@ def test_key_equality_matches_equality(a: list[int], b: list[int]) -> None:
     assert (s == t) == (s.key == t.key) == (str(s) == str(t))
     if s == t:
         assert hash(s) == hash(t)
+
+
+# -- random_playout: the fast rollout on the bitboards ---------------------------------------
+
+
+def _reference_playout(moves: list[int], seed: int, max_depth: int) -> tuple[float, float]:
+    """The generic rollout rule replayed on the naive reference: (value for the player to move
+    after ``moves``, the generator's next draw after the playout)."""
+    ref = ReferenceConnectFour()
+    for m in moves:
+        ref.play(m)
+    player = ref.to_play
+    gen = np.random.default_rng(seed)
+    uniforms: list[float] = []
+    for depth in range(max_depth):
+        if ref.is_terminal():
+            value = -1.0 if ref.winner is not None else 0.0
+            return (value if ref.to_play == player else -value), gen.random()
+        if depth % 64 == 0:
+            uniforms = gen.random(64).tolist()
+        legal = ref.legal_actions()
+        ref.play(legal[int(uniforms[depth % 64] * len(legal))])
+    return 0.0, gen.random()
+
+
+def _random_moves(rng: random.Random) -> list[int]:
+    s, moves = ConnectFour(), []
+    for _ in range(rng.randrange(43)):
+        if s.is_terminal():
+            break
+        moves.append(rng.choice(s.legal_actions()))
+        s = s.step(moves[-1])
+    return moves
+
+
+def test_random_playout_matches_the_reference_rule() -> None:
+    rng = random.Random(7)
+    values = set()
+    for seed in range(300):
+        moves = _random_moves(rng)
+        s = ConnectFour.from_moves(moves)
+        for max_depth in (10_000, rng.randrange(1, 30)):
+            gen = np.random.default_rng(seed)
+            got = s.random_playout(gen, max_depth=max_depth)
+            assert (got, gen.random()) == _reference_playout(moves, seed, max_depth)
+            values.add(got)
+    assert values == {-1.0, 0.0, 1.0}
+
+
+def test_random_playout_draw_and_terminal_positions() -> None:
+    one_left = ConnectFour.from_moves(DRAWN_MOVES[:-1])
+    assert one_left.legal_actions() == (DRAWN_MOVES[-1],)
+    assert one_left.random_playout(np.random.default_rng(0)) == 0.0
+    won = ConnectFour.from_moves([0, 1, 0, 1, 0, 1, 0])
+    gen = np.random.default_rng(0)
+    assert won.random_playout(gen) == -1.0  # the player to move has lost
+    assert won.random_playout(gen, max_depth=0) == 0.0
+    assert gen.random() == np.random.default_rng(0).random()  # no draws at a terminal state
+
+
+def test_random_playout_only_winning_move() -> None:
+    # X to move; column 3 is the only open column and completes X's four on the bottom row.
+    s = ConnectFour.from_string("OXO.XOX/OXO.XOX/XOX.OXO/XOX.OXO/OXO.XOX/XXX.OOO")
+    assert not s.is_terminal() and s.to_play == 0
+    assert s.legal_actions() == (3,)
+    assert s.step(3).winner == 0
+    assert s.random_playout(np.random.default_rng(1)) == 1.0
+    assert s.random_playout(np.random.default_rng(1), max_depth=1) == 0.0  # end not seen
+    assert s.random_playout(np.random.default_rng(1), max_depth=2) == 1.0
+
+
+@settings(deadline=None)
+@given(CHOICES, st.integers(min_value=0, max_value=2**32 - 1))
+def test_random_playout_matches_reference_property(choices: list[int], seed: int) -> None:
+    moves = []
+    s = ConnectFour()
+    for c in choices:
+        if s.is_terminal():
+            break
+        legal = s.legal_actions()
+        moves.append(legal[c % len(legal)])
+        s = s.step(moves[-1])
+    gen = np.random.default_rng(seed)
+    assert (s.random_playout(gen), gen.random()) == _reference_playout(moves, seed, 10_000)

@@ -287,3 +287,67 @@ def test_key_equality_matches_equality(a: list[int], b: list[int]) -> None:
     assert (s == t) == (s.key == t.key) == (str(s) == str(t))
     if s == t:
         assert hash(s) == hash(t)
+
+
+# -- random_playout: the fast rollout on the bitboards ---------------------------------------
+
+
+def _reference_playout(state: TicTacToe, seed: int, max_depth: int) -> tuple[float, float]:
+    """The generic rollout rule on a plain cell list: (value for the player to move at
+    ``state``, the generator's next draw after the playout)."""
+    cells = [-1 if c == "." else "XO".index(c) for c in state._cells()]
+    to_play = player = state.to_play
+    gen = np.random.default_rng(seed)
+    uniforms: list[float] = []
+    for depth in range(max_depth):
+        won = _is_line([i for i in range(9) if cells[i] == 1 - to_play])
+        full = -1 not in cells
+        if won or full:
+            value = -1.0 if won else 0.0
+            return (value if to_play == player else -value), gen.random()
+        if depth % 64 == 0:
+            uniforms = gen.random(64).tolist()
+        legal = [i for i in range(9) if cells[i] == -1]
+        cells[legal[int(uniforms[depth % 64] * len(legal))]] = to_play
+        to_play = 1 - to_play
+    return 0.0, gen.random()
+
+
+def test_random_playout_matches_the_reference_rule() -> None:
+    values = set()
+    for seed in range(400):
+        s = _play(np.random.default_rng(seed + 10_000).integers(0, 9, size=seed % 10).tolist())[-1]
+        for max_depth in (10_000, 1 + seed % 11):
+            gen = np.random.default_rng(seed)
+            got = s.random_playout(gen, max_depth=max_depth)
+            assert (got, gen.random()) == _reference_playout(s, seed, max_depth)
+            values.add(got)
+    assert values == {-1.0, 0.0, 1.0}
+
+
+def test_random_playout_known_results() -> None:
+    # X to move with one empty cell, 8, which completes X's diagonal 0-4-8.
+    win = TicTacToe.from_string("XOX OXO OX.")
+    assert win.to_play == 0 and win.legal_actions() == (8,) and win.step(8).winner == 0
+    assert win.random_playout(np.random.default_rng(0)) == 1.0
+    assert win.random_playout(np.random.default_rng(0), max_depth=1) == 0.0  # end not seen
+    assert win.random_playout(np.random.default_rng(0), max_depth=2) == 1.0
+    draw = TicTacToe.from_moves(DRAWN_MOVES[:-1])
+    assert draw.random_playout(np.random.default_rng(0)) == 0.0
+    lost = TicTacToe.from_moves([0, 3, 1, 4, 2])
+    gen = np.random.default_rng(0)
+    assert lost.random_playout(gen) == -1.0
+    assert gen.random() == np.random.default_rng(0).random()  # no draws at a terminal state
+
+
+@settings(deadline=None)
+@given(CHOICES, st.integers(min_value=0, max_value=2**32 - 1), st.integers(1, 12))
+def test_random_playout_matches_reference_property(
+    choices: list[int], seed: int, max_depth: int
+) -> None:
+    s = _play(choices)[-1]
+    for depth in (max_depth, 10_000):
+        gen = np.random.default_rng(seed)
+        assert (s.random_playout(gen, max_depth=depth), gen.random()) == _reference_playout(
+            s, seed, depth
+        )
