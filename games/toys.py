@@ -15,6 +15,7 @@ is always 0 in the single-agent problems.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import operator
@@ -487,10 +488,14 @@ class _Tree:
     """The shared, immutable structure of an :class:`ExplicitTree`: flat per-node arrays.
 
     Node 0 is the root and every child has a larger id than its parent. Two trees are equal
-    when their arrays are; the hash is computed once.
+    when their arrays are; the hash is computed once. The ``repr`` names the tree by a digest of
+    its contents (structure, actions, values, players), so equal trees have equal reprs in every
+    process (``ExplicitTree.key`` is hashed through its repr by ``treesearch.testing``), as long
+    as the actions' own reprs are stable (ints and strings are).
     """
 
     __slots__ = (
+        "_digest",
         "_hash",
         "actions",
         "child_index",
@@ -538,6 +543,19 @@ class _Tree:
                 minimax[i] = max(minimax[c] for c in children[i])
         self.minimax: tuple[float, ...] = tuple(minimax)
         self._hash = hash((actions, children, values, two_player))
+        self._digest: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """16 hex digits identifying the contents; equal in every process (computed once)."""
+        if self._digest is None:
+            text = repr((self.actions, self.children, self.values, self.two_player))
+            self._digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        return self._digest
+
+    def __repr__(self) -> str:
+        kind = "two-player" if self.two_player else "single-agent"
+        return f"_Tree({len(self.values)} nodes, {kind}, {self.digest})"
 
     def __eq__(self, other: object) -> bool:
         if self is other:

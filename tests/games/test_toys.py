@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -392,3 +395,51 @@ def test_toy_key_equality_matches_equality(root: Any, a: list[int], b: list[int]
         assert (s == t) == (s.key == t.key)
         if s == t:
             assert hash(s) == hash(t)
+
+
+# -- stable reprs of ExplicitTree keys -----------------------------------------------------------
+
+_KEY_SCRIPT = """
+import numpy as np
+from treesearch.games import ExplicitTree
+from treesearch.testing import HashEvaluator
+from treesearch.testing.strategies import HashVerifier
+
+root = ExplicitTree({"a": {"c": 1.0, "d": -0.5}, "b": [0.5, 0.25]}, two_player=True)
+states = [root, root.step("a"), root.step("b"), root.step("a").step("d")]
+print(repr(root.key))
+print(HashVerifier(3).score(states))
+evals = HashEvaluator(5).evaluate(states[:3], rng=np.random.default_rng(0))
+print([(e.priors.round(12).tolist(), round(e.value, 12)) for e in evals])
+"""
+
+
+def test_explicit_tree_key_repr_is_stable_across_processes():
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run(
+            [sys.executable, "-c", _KEY_SCRIPT], capture_output=True, text=True, env=env, check=True
+        )
+        outputs.append(run.stdout)
+    assert outputs[0] == outputs[1]
+    assert "0x" not in outputs[0] and " at " not in outputs[0]
+    # ... and the same as in this process.
+    root = ExplicitTree({"a": {"c": 1.0, "d": -0.5}, "b": [0.5, 0.25]}, two_player=True)
+    assert outputs[0].splitlines()[0] == repr(root.key)
+
+
+def test_explicit_tree_repr_follows_contents():
+    spec = {"a": {"c": 1.0, "d": 0.0}, "b": 0.5}
+    one, two = ExplicitTree(spec), ExplicitTree({"a": {"c": 1.0, "d": 0.0}, "b": 0.5})
+    assert repr(one.key) == repr(two.key) and one.key == two.key
+    assert repr(one.step("a").key) != repr(one.key)  # the node id differs
+    others = [
+        ExplicitTree(spec, two_player=True),
+        ExplicitTree({"a": {"c": 1.0, "d": 0.0}, "b": 0.25}),
+        ExplicitTree({"a": {"c": 1.0, "e": 0.0}, "b": 0.5}),
+        ExplicitTree({"a": {"c": 1.0}, "b": 0.5}),
+    ]
+    reprs = {repr(t.key) for t in [one, *others]}
+    assert len(reprs) == 1 + len(others)
+    assert repr(pickle.loads(pickle.dumps(one)).key) == repr(one.key)

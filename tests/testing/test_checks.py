@@ -19,6 +19,7 @@ from treesearch.evaluators import LegalActionsPolicy, RandomRollout, UniformEval
 from treesearch.interfaces import Candidate, Evaluation, Score
 from treesearch.testing import (
     ConformanceError,
+    TokenPolicy,
     assert_tree_invariants,
     check_evaluator,
     check_policy,
@@ -391,25 +392,32 @@ class SamplingPolicy:
         return out
 
 
-class TokenPolicy:
-    """A correct LLM-like policy that stops generating when its token allowance runs out."""
-
-    def propose(self, states, *, rng, max_tokens=None):
-        left = math.inf if max_tokens is None else max_tokens
-        out = []
-        for s in states:
-            cands = []
-            for a in s.legal_actions():
-                if left >= 1:
-                    cands.append(Candidate(a, 1.0, num_tokens=1))
-                    left -= 1
-            out.append(cands)
-        return out
-
-
-@pytest.mark.parametrize("policy", [LegalActionsPolicy(), SamplingPolicy(), TokenPolicy()])
+@pytest.mark.parametrize(
+    "policy",
+    [LegalActionsPolicy(), SamplingPolicy(), TokenPolicy(tokens_per_candidate=1), TokenPolicy()],
+)
 def test_correct_policies_pass(policy):
     check_policy(policy, STATES, rng=rng())
+    check_policy(policy, STATES, rng=rng(), max_tokens=4, num_lines=3)
+
+
+def test_token_policy_stays_within_max_tokens():
+    policy = TokenPolicy(tokens_per_candidate=3)
+    states = [Race(), Race(total=3, player=1), Race(total=5)]
+    unlimited = policy.propose(states, rng=rng())
+    assert [[c.action for c in cands] for cands in unlimited] == [[1, 2], [1, 2], [1]]
+    assert all(c.num_tokens == 3 and c.prior == 1.0 for cands in unlimited for c in cands)
+    # 7 tokens pay for two candidates: the first state's; the rest of the batch gets none.
+    short = policy.propose(states, rng=rng(), max_tokens=7)
+    assert [[c.action for c in cands] for cands in short] == [[1, 2], [], []]
+    assert policy.propose(states, rng=rng(), max_tokens=2) == [[], [], []]
+    assert policy.calls == [3, 3, 3]
+    assert TokenPolicy(tokens_per_candidate=1).propose(states, rng=rng(), max_tokens=4)[1] == [
+        Candidate(1, 1.0, num_tokens=1),
+        Candidate(2, 1.0, num_tokens=1),
+    ]
+    with pytest.raises(ValueError, match="tokens_per_candidate"):
+        TokenPolicy(tokens_per_candidate=-1)
 
 
 def _tampered(prior: float) -> Candidate:
@@ -504,8 +512,104 @@ def test_check_policy_bad_states(states, error, match):
         check_policy(LegalActionsPolicy(), states, rng=rng())
 
 
+class LateIllegalPolicy:
+    """Correct near the start; proposes an illegal action once the total reaches 4."""
+
+    def propose(self, states, *, rng, max_tokens=None):
+        return [
+            [Candidate(7 if s.total >= 4 else a, 1.0) for a in s.legal_actions()] for s in states
+        ]
+
+
+def test_check_policy_plays_random_lines():
+    # The given state is fine: only the states deeper in the game show the bug.
+    check_policy(LateIllegalPolicy(), [Race()], rng=rng())
+    with pytest.raises(ConformanceError, match="not in its legal_actions") as excinfo:
+        check_policy(LateIllegalPolicy(), [Race()], rng=rng(), num_lines=5)
+    assert re.search(
+        r"on 1 given state and \d+ met on random lines .*states\[1:\]", str(excinfo.value)
+    )
+    # A correct policy passes on every state met, and lines never reach terminal states.
+    seen = []
+
+    class Recording(LegalActionsPolicy):
+        def propose(self, states, *, rng, max_tokens=None):
+            seen.extend(states)
+            return super().propose(states, rng=rng, max_tokens=max_tokens)
+
+    check_policy(Recording(), [Race()], rng=rng(), num_lines=5)
+    assert {s.total for s in seen} == {0, 1, 2, 3, 4, 5}
+    assert not any(s.is_terminal() for s in seen)
+
+
+def test_check_policy_lines_follow_the_policy_in_open_ended_problems():
+    @dataclass(frozen=True)
+    class Text:
+        text: str = ""
+
+        to_play = 0
+        key = property(lambda self: self.text)
+
+        def legal_actions(self):
+            return ()
+
+        def step(self, action):
+            return Text(self.text + action)
+
+        def is_terminal(self):
+            return len(self.text) >= 4
+
+        def terminal_value(self):
+            return None
+
+    class Writer:
+        def propose(self, states, *, rng, max_tokens=None):
+            # Breaks the batch contract only on long texts: a NaN prior.
+            bad = [_tampered(math.nan)]
+            return [bad if len(s.text) >= 2 else [Candidate("ab"[len(s.text)])] for s in states]
+
+    check_policy(Writer(), [Text()], rng=rng())
+    with pytest.raises(ConformanceError, match="priors must be finite"):
+        check_policy(Writer(), [Text()], rng=rng(), num_lines=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_lines": -1}, ValueError, "num_lines"),
+        ({"num_lines": 1, "max_moves": 0}, ValueError, "max_moves"),
+    ],
+)
+def test_check_policy_bad_line_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        check_policy(LegalActionsPolicy(), STATES, rng=rng(), **kwargs)
+
+
 # ---------------------------------------------------------------------------- verifiers
 ALL_STATES = [*STATES, Race(total=6, player=1)]
+
+
+def test_check_verifier_plays_random_lines():
+    def late_nan(states):  # fine until the total reaches 5
+        return [math.nan if s.total >= 5 else s.total / 6 for s in states]
+
+    check_verifier(late_nan, [Race()])
+    with pytest.raises(ConformanceError, match="non-finite score") as excinfo:
+        check_verifier(late_nan, [Race()], rng=rng(), num_lines=5)
+    assert "met on random lines" in excinfo.value.subject
+    # Terminal states are scored too.
+    seen = []
+
+    def recording(states):
+        seen.extend(states)
+        return [0.5] * len(states)
+
+    check_verifier(recording, [Race()], rng=rng(), num_lines=5)
+    assert any(s.is_terminal() for s in seen)
+    with pytest.raises(TypeError, match="rng"):
+        check_verifier(recording, [Race()], num_lines=1)
+    with pytest.raises(TypeError, match="Generator"):
+        check_verifier(recording, [Race()], rng=0)
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,26 @@
 """Helpers shared by the search algorithms.
 
+* :class:`GuidedSearch`, the base of the verifier-guided searches (their shared options, checked
+  once);
 * argument checks (``check_*``) and :func:`start_search`, which validates ``search``'s
   arguments and creates the tree and the budget meter;
 * budgeted, validated policy and verifier calls (:func:`propose`, :func:`score_states`);
 * tree growth (:func:`expand_node`, :func:`expand_nodes`) and scoring with backup
   (:func:`score_nodes`);
-* answer selection (:func:`best`, :func:`by_score`, :func:`vote`) and the result record
-  (:func:`make_result`).
+* ranking (:func:`chooser_score`, :func:`root_score`), answer selection (:func:`best`,
+  :func:`by_score`, :func:`vote`) and the result record (:func:`make_result`).
 
 The verifier-guided searches (best-of-N, BFS, DFS, beam search, best-first, DVTS) stop early
-through :class:`Stop`: :func:`start_unit`, :func:`require_room`, :func:`expand_nodes`,
-:func:`propose_children`, :func:`score_nodes` and :func:`expand_and_score` raise it, and
-``search`` catches it and reports its ``reason`` as the result's ``stop_reason``.
+through :class:`Stop`: :func:`start_unit`, :func:`check_unit`, :func:`require_room`,
+:func:`require_scores`, :func:`expand_nodes`, :func:`propose_children`, :func:`score_nodes` and
+:func:`expand_and_score` raise it, and ``search`` catches it and reports its ``reason`` as the
+result's ``stop_reason``.
+
+Scores and players: ``tree.score`` holds the verifier's score, which is for the player to move at
+the scored state. Siblings and levels are ranked by :func:`chooser_score` (the score for the
+player who chose the state, via :func:`~treesearch.backup.value_for_parent`) and final answers by
+:func:`root_score` (the score for the root's player). In single-agent problems both are the
+score itself.
 """
 
 from __future__ import annotations
@@ -19,11 +28,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
-from ..backup import backup
+from ..backup import backup, value_for_parent, value_for_player
 from ..budget import Budget, BudgetMeter
 from ..interfaces import Candidate, Policy, Score, State, Verifier, VerifierFn, as_verifier
 from ..results import SearchResult, root_distribution, trace_from_path
@@ -39,11 +48,15 @@ __all__ = [
     "by_score",
     "check_aggregation",
     "check_answer_fn",
+    "check_beams",
     "check_choice",
     "check_int",
     "check_max_nodes",
+    "check_policy_role",
     "check_rng",
     "check_roles",
+    "check_unit",
+    "chooser_score",
     "expand_and_score",
     "expand_node",
     "expand_nodes",
@@ -52,7 +65,9 @@ __all__ = [
     "propose",
     "propose_children",
     "require_room",
+    "require_scores",
     "resolve_verifier",
+    "root_score",
     "score_nodes",
     "score_states",
     "start_search",
@@ -68,14 +83,6 @@ _AGGREGATIONS = ("last", "min", "prod", "mean")
 AnswerFn = Callable[[State], "str | None"]
 Verify = Callable[[Sequence[State]], list[Score]]
 _T = TypeVar("_T")
-
-
-class GuidedSearch(Protocol):
-    """What the helpers read from a verifier-guided search."""
-
-    policy: Policy
-    verify: Verify
-    aggregation: str
 
 
 class Stop(Exception):
@@ -136,16 +143,68 @@ def resolve_verifier(verifier: Verifier | VerifierFn | None) -> Verify | None:
     return None if verifier is None else as_verifier(verifier)
 
 
-def check_roles(policy: object, verifier: Verifier | VerifierFn | None) -> tuple[Policy, Verify]:
-    """The policy and the verifier (as a function) of a verifier-guided search."""
+def check_policy_role(policy: object) -> Policy:
+    """``policy`` itself, once it is checked to have ``propose`` (``TypeError`` otherwise)."""
     if not isinstance(policy, Policy):
         raise TypeError(
             f"policy must have .propose(states, rng=..., max_tokens=...), got "
             f"{type(policy).__name__}"
         )
+    return policy
+
+
+def check_roles(policy: object, verifier: Verifier | VerifierFn | None) -> tuple[Policy, Verify]:
+    """The policy and the verifier (as a function) of a verifier-guided search."""
+    policy = check_policy_role(policy)
     if verifier is None:
         raise TypeError("a verifier is required: a .score(states) object or f(states) -> scores")
     return policy, as_verifier(verifier)
+
+
+def check_beams(n: object, beam_width: object) -> tuple[int, int]:
+    """``(n, beam_width)`` of beam search and DVTS: positive ints, ``n`` a multiple of the width."""
+    n = check_int("n", n)
+    beam_width = check_int("beam_width", beam_width)
+    if n % beam_width:
+        raise ValueError(f"n ({n}) must be a multiple of beam_width ({beam_width})")
+    return n, beam_width
+
+
+class GuidedSearch:
+    """The base of the verifier-guided searches (BFS, DFS, best-first, best-of-N, beam search,
+    DVTS): the roles and options they all take, checked once.
+
+    Args:
+        policy: proposes children (anything with ``propose``; ``TypeError`` otherwise).
+        verifier: scores states: a ``.score(states)`` object or a callable ``f(states)``
+            (required; ``TypeError`` otherwise).
+        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
+            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
+        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
+        answer_fn: canonical answer string of a state, for ``answer_text`` and the traces; the
+            searches that vote vote on it (``None``: they vote on ``state.key`` and leave
+            ``answer_text`` empty).
+    """
+
+    policy: Policy
+    verify: Verify
+    aggregation: str
+    max_nodes: int | None
+    answer_fn: AnswerFn | None
+
+    def __init__(
+        self,
+        policy: Policy,
+        verifier: Verifier | VerifierFn,
+        *,
+        aggregation: str = "last",
+        max_nodes: int | None = None,
+        answer_fn: AnswerFn | None = None,
+    ) -> None:
+        self.policy, self.verify = check_roles(policy, verifier)
+        self.aggregation = check_aggregation(aggregation)
+        self.max_nodes = check_max_nodes(max_nodes)
+        self.answer_fn = check_answer_fn(answer_fn)
 
 
 def start_search(
@@ -245,11 +304,17 @@ def propose(
     return out
 
 
-def score_states(verify: Verify, states: Sequence[State], meter: BudgetMeter) -> list[Score] | None:
-    """Score ``states`` within budget (one verifier call per state); ``None`` if refused."""
+def score_states(
+    verify: Verify, states: Sequence[State], meter: BudgetMeter, *, reserved: bool = False
+) -> list[Score] | None:
+    """Score ``states`` within budget (one verifier call per state); ``None`` if refused.
+
+    With ``reserved`` the caller has already made sure the scores fit (:func:`require_scores`),
+    so the budget is not asked again (a unit of work started in time finishes).
+    """
     if not states:
         return []
-    if not meter.can(verifier_calls=len(states)):
+    if not reserved and not meter.can(verifier_calls=len(states)):
         return None
     with user_call("the verifier", states):
         scores = verify(states)
@@ -341,6 +406,33 @@ def require_room(tree: Tree, extra: int) -> None:
         raise Stop("max_nodes")
 
 
+_Groups = dict[int, list[tuple[int, Candidate]]]
+
+
+def _group(
+    nodes: Sequence[int], candidate_lists: Sequence[Sequence[Candidate]], dedupe: bool
+) -> _Groups:
+    """node -> its ``(k, candidate)`` entries, over all ``k`` with ``nodes[k] == node``."""
+    groups: _Groups = {}
+    for k, (node, cands) in enumerate(zip(nodes, candidate_lists, strict=True)):
+        groups.setdefault(node, []).extend((k, c) for c in cands)
+    if dedupe:
+        groups = {node: unique(e, key=lambda kc: kc[1].action) for node, e in groups.items()}
+    return groups
+
+
+def _add_groups(
+    tree: Tree, meter: BudgetMeter, num_lists: int, groups: _Groups, normalise: bool
+) -> list[list[int]]:
+    made: list[list[int]] = [[] for _ in range(num_lists)]
+    for node, entries in groups.items():
+        children = expand_node(tree, node, [c for _, c in entries], normalise=normalise)
+        for (k, _), child in zip(entries, children, strict=True):
+            made[k].append(child)
+    meter.charge(expansions=len(groups))
+    return made
+
+
 def expand_nodes(
     tree: Tree,
     meter: BudgetMeter,
@@ -358,19 +450,9 @@ def expand_nodes(
     ``dedupe`` a candidate repeating an earlier action of the same node is dropped. Raises
     ``Stop("max_nodes")``, adding nothing, when the children would not fit.
     """
-    groups: dict[int, list[tuple[int, Candidate]]] = {}
-    for k, (node, cands) in enumerate(zip(nodes, candidate_lists, strict=True)):
-        groups.setdefault(node, []).extend((k, c) for c in cands)
-    if dedupe:
-        groups = {node: unique(e, key=lambda kc: kc[1].action) for node, e in groups.items()}
+    groups = _group(nodes, candidate_lists, dedupe)
     require_room(tree, sum(len(entries) for entries in groups.values()))
-    made: list[list[int]] = [[] for _ in nodes]
-    for node, entries in groups.items():
-        children = expand_node(tree, node, [c for _, c in entries], normalise=normalise)
-        for (k, _), child in zip(entries, children, strict=True):
-            made[k].append(child)
-    meter.charge(expansions=len(groups))
-    return made
+    return _add_groups(tree, meter, len(nodes), groups, normalise)
 
 
 # ---------------------------------------------------------------------- one unit of work
@@ -379,9 +461,27 @@ def expand_nodes(
 def start_unit(meter: BudgetMeter, *, expansions: int) -> None:
     """Charge one unit of work (``simulations``) that will expand ``expansions`` nodes; raise
     :class:`Stop` when the budget cannot pay for both."""
+    check_unit(meter, expansions=expansions)
+    meter.charge(simulations=1)
+
+
+def check_unit(meter: BudgetMeter, *, expansions: int) -> None:
+    """Raise :class:`Stop` unless one more unit of work (``simulations``) expanding
+    ``expansions`` nodes fits; charges nothing (:func:`expand_and_score` charges the unit)."""
     if not meter.can(simulations=1, expansions=expansions):
         raise _budget_stop(meter)
-    meter.charge(simulations=1)
+
+
+def require_scores(meter: BudgetMeter, count: int) -> None:
+    """Raise :class:`Stop` (``"verifier_calls"``) unless ``count`` more scores fit.
+
+    Only the verifier allowance is asked (not the wall time): this is checked inside a unit of
+    work, which once started in time may finish.
+    """
+    left = meter.remaining("verifier_calls")
+    if left is not None and count > left:
+        meter.stop_reason = meter.stop_reason or "verifier_calls"
+        raise _budget_stop(meter)
 
 
 def propose_children(
@@ -400,12 +500,20 @@ def propose_children(
     return proposals
 
 
-def score_nodes(search: GuidedSearch, tree: Tree, meter: BudgetMeter, nodes: Sequence[int]) -> None:
+def score_nodes(
+    search: GuidedSearch,
+    tree: Tree,
+    meter: BudgetMeter,
+    nodes: Sequence[int],
+    *,
+    reserved: bool = False,
+) -> None:
     """Score ``nodes`` in one verifier call, store the aggregated scores and back them up.
 
-    Raises :class:`Stop` (nothing scored) when the budget refuses the call.
+    Raises :class:`Stop` (nothing scored) when the budget refuses the call; with ``reserved``
+    the budget was already checked (:func:`require_scores`) and is not asked again.
     """
-    scores = score_states(search.verify, [tree.state(i) for i in nodes], meter)
+    scores = score_states(search.verify, [tree.state(i) for i in nodes], meter, reserved=reserved)
     if scores is None:
         raise _budget_stop(meter)
     for node, score in zip(nodes, scores, strict=True):
@@ -416,6 +524,16 @@ def score_nodes(search: GuidedSearch, tree: Tree, meter: BudgetMeter, nodes: Seq
         backup(tree, node, value)
 
 
+def _distinct_child_states(tree: Tree, groups: _Groups) -> int:
+    """How many distinct ``state.key`` the children in ``groups`` would have."""
+    keys = set()
+    for node, entries in groups.items():
+        state = tree.state(node)
+        for _, c in entries:
+            keys.add(state.step(c.action).key)
+    return len(keys)
+
+
 def expand_and_score(
     search: GuidedSearch,
     tree: Tree,
@@ -424,47 +542,90 @@ def expand_and_score(
     nodes: Sequence[int],
     *,
     top: int | None = None,
+    dedupe: bool = False,
 ) -> list[list[int]]:
-    """Propose for ``nodes`` (one batched call), add the candidates as their children (only
-    the ``top`` highest-prior ones per proposal when given; see :func:`expand_nodes`), and
-    score all new children (one batched call). Returns the children of each entry of
-    ``nodes``; raises :class:`Stop` when the budget or the node cap ends the search."""
+    """One unit of work of a verifier-guided search, done whole or not at all.
+
+    Proposes for ``nodes`` (one batched call), keeps the ``top`` highest-prior candidates of
+    each proposal when given, adds the candidates as children (see :func:`expand_nodes`) and
+    scores the new children (one batched call). With ``dedupe``, a candidate repeating an action
+    of the same node is dropped, and a child whose ``state.key`` repeats an earlier new child's
+    is added but not scored.
+
+    Call :func:`check_unit` first. The unit (``simulations`` 1) is charged, and the tree
+    changed, only once the proposals are in and the node cap and the verifier allowance can take
+    all the children; otherwise :class:`Stop` is raised with the tree unchanged and no
+    simulation charged (the policy call already made stays charged). Returns the scored
+    children of each entry of ``nodes``.
+    """
     proposals = propose_children(search, tree, meter, rng, nodes)
     if top is not None:
         proposals = [top_by_prior(cands, top) for cands in proposals]
-    made = expand_nodes(tree, meter, nodes, proposals)
-    score_nodes(search, tree, meter, [i for block in made for i in block])
+    groups = _group(nodes, proposals, dedupe)
+    size = sum(len(entries) for entries in groups.values())
+    require_room(tree, size)
+    if meter.remaining("verifier_calls") is not None:
+        # Duplicated states are not scored; count them before anything is added.
+        require_scores(meter, _distinct_child_states(tree, groups) if dedupe else size)
+    meter.charge(simulations=1)
+    made = _add_groups(tree, meter, len(nodes), groups, normalise=True)
+    if dedupe:
+        keep = set(unique([i for block in made for i in block], key=lambda i: tree.state(i).key))
+        made = [[i for i in block if i in keep] for block in made]
+    score_nodes(search, tree, meter, [i for block in made for i in block], reserved=True)
     return made
+
+
+# ---------------------------------------------------------------------- ranking
+
+
+def chooser_score(tree: Tree, node: int) -> float:
+    """``node``'s score for the player who chose it (the player to move at its parent)."""
+    return value_for_parent(tree, node, float(tree.score[node]))
+
+
+def root_score(tree: Tree, node: int) -> float:
+    """``node``'s score for the player to move at the root."""
+    return value_for_player(
+        float(tree.score[node]), int(tree.to_play[node]), int(tree.to_play[Tree.ROOT])
+    )
 
 
 # ---------------------------------------------------------------------- answer and result
 
 
-def best(tree: Tree, nodes: Sequence[int]) -> int | None:
-    """The highest-scored of ``nodes`` (ties: earlier in ``nodes``), ignoring unscored ones."""
+RankKey = Callable[[Tree, int], float]
+
+
+def best(tree: Tree, nodes: Sequence[int], key: RankKey = chooser_score) -> int | None:
+    """The best-scored of ``nodes`` by ``key`` (ties: earlier in ``nodes``), ignoring unscored
+    ones. ``key`` is :func:`chooser_score` for siblings, :func:`root_score` for answers."""
     top = None
+    top_value = -math.inf
     for node in nodes:
-        s = tree.score[node]
-        if not math.isnan(s) and (top is None or s > tree.score[top]):
-            top = node
+        if math.isnan(tree.score[node]):
+            continue
+        value = key(tree, node)
+        if top is None or value > top_value:
+            top, top_value = node, value
     return top
 
 
-def by_score(tree: Tree, nodes: Iterable[int]) -> list[int]:
-    """``nodes`` best-scored first (stable: ties keep their order)."""
-    return sorted(nodes, key=lambda i: -tree.score[i])
+def by_score(tree: Tree, nodes: Iterable[int], key: RankKey = chooser_score) -> list[int]:
+    """``nodes`` best-scored first by ``key`` (stable: ties keep their order)."""
+    return sorted(nodes, key=lambda i: -key(tree, i))
 
 
 def vote(tree: Tree, nodes: Sequence[int], mode: str, answer_fn: AnswerFn | None) -> int | None:
     """The chosen node among scored ``nodes``: ``"argmax"`` score, or the best-scored node of
     the answer with the largest ``"weighted"`` score sum / ``"majority"`` count.
 
-    Answers are ``answer_fn(state)`` (``state.key`` without one); states whose answer is
-    ``None`` do not vote, and when none votes the argmax is returned. Ties go to the answer
-    seen first.
+    Scores are taken for the root's player (:func:`root_score`). Answers are
+    ``answer_fn(state)`` (``state.key`` without one); states whose answer is ``None`` do not
+    vote, and when none votes the argmax is returned. Ties go to the answer seen first.
     """
     nodes = [i for i in nodes if not math.isnan(tree.score[i])]
-    top = best(tree, nodes)
+    top = best(tree, nodes, root_score)
     if mode == "argmax" or top is None:
         return top
     answers: list[Hashable] = [
@@ -473,12 +634,12 @@ def vote(tree: Tree, nodes: Sequence[int], mode: str, answer_fn: AnswerFn | None
     totals: dict[Hashable, float] = {}
     for node, answer in zip(nodes, answers, strict=True):
         if answer is not None:
-            weight = 1.0 if mode == "majority" else float(tree.score[node])
+            weight = 1.0 if mode == "majority" else root_score(tree, node)
             totals[answer] = totals.get(answer, 0.0) + weight
     if not totals:
         return top
     winner = max(totals, key=totals.__getitem__)  # first maximum in insertion order
-    return best(tree, [i for i, a in zip(nodes, answers, strict=True) if a == winner])
+    return best(tree, [i for i, a in zip(nodes, answers, strict=True) if a == winner], root_score)
 
 
 def make_result(

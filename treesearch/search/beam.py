@@ -26,22 +26,17 @@ from ..results import SearchResult
 from ..tree import Tree
 from ._common import (
     AnswerFn,
+    GuidedSearch,
     Stop,
     by_score,
-    check_aggregation,
-    check_answer_fn,
+    check_beams,
     check_choice,
     check_int,
-    check_max_nodes,
-    check_roles,
-    expand_nodes,
+    check_unit,
+    expand_and_score,
     make_result,
-    propose_children,
-    score_nodes,
+    root_score,
     start_search,
-    start_unit,
-    top_by_prior,
-    unique,
     vote,
 )
 
@@ -50,7 +45,7 @@ __all__ = ["BeamSearch"]
 _MODES = ("argmax", "weighted")
 
 
-class BeamSearch:
+class BeamSearch(GuidedSearch):
     """Step-level beam search: keep the ``n / beam_width`` best partial solutions each step.
 
     Args:
@@ -58,19 +53,20 @@ class BeamSearch:
         verifier: a process reward model scoring every new step.
         n: total beams (the search's width; ``n / beam_width`` survive each iteration).
         beam_width: M, the steps kept per surviving beam; ``n`` must be a multiple of it.
-        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
-            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
         max_iterations: at most this many steps.
-        dedupe: filter duplicate steps and states before scoring (duplicates stay in the tree,
-            unscored).
+        dedupe: filter duplicate steps and states before scoring (duplicate states stay in the
+            tree, unscored).
         mode: final choice over the finished pool: ``"argmax"`` score or ``"weighted"`` vote
             (largest score sum per answer).
-        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
-        answer_fn: canonical answer of a state for voting and ``answer_text``; ``None`` votes
-            on ``state.key`` and leaves ``answer_text`` empty.
+        aggregation, max_nodes, answer_fn: as for every verifier-guided search
+            (:class:`~treesearch.search._common.GuidedSearch`).
 
-    One iteration is one unit of work (``simulations``); it is done whole or not at all.
-    ``traces`` holds every finished state, then the last active beams.
+    One iteration is one unit of work (``simulations``), done whole or not at all: it is
+    charged and its steps are added to the tree only once the policy has proposed them and the
+    node cap and the verifier allowance can take them all (see
+    :class:`~treesearch.search.bfs.BFS`). Beams are ranked by their score for the player who
+    chose the last step, the final choice for the root's player. ``traces`` holds every finished
+    state, then the last active beams.
     """
 
     def __init__(
@@ -87,19 +83,15 @@ class BeamSearch:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = check_roles(policy, verifier)
-        self.n = check_int("n", n)
-        self.beam_width = check_int("beam_width", beam_width)
-        if self.n % self.beam_width:
-            raise ValueError(f"n ({n}) must be a multiple of beam_width ({beam_width})")
-        self.aggregation = check_aggregation(aggregation)
+        super().__init__(
+            policy, verifier, aggregation=aggregation, max_nodes=max_nodes, answer_fn=answer_fn
+        )
+        self.n, self.beam_width = check_beams(n, beam_width)
         self.max_iterations = check_int("max_iterations", max_iterations)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe must be a bool, got {dedupe!r}")
         self.dedupe = dedupe
         self.mode = check_choice("mode", mode, _MODES)
-        self.max_nodes = check_max_nodes(max_nodes)
-        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Run beam search from ``root`` within ``budget``."""
@@ -110,16 +102,13 @@ class BeamSearch:
         stop = "exhausted"
         try:
             for iteration in range(self.max_iterations):
-                start_unit(meter, expansions=len(active))
+                check_unit(meter, expansions=len(active))
                 copies = keep if iteration == 0 else 1  # the root stands for the n / M beams
                 at = [i for i in active for _ in range(copies)]
-                proposals = propose_children(self, tree, meter, rng, at)
-                steps = [top_by_prior(cands, self.beam_width) for cands in proposals]
-                made = expand_nodes(tree, meter, at, steps, dedupe=self.dedupe)
+                made = expand_and_score(  # the whole iteration; duplicates are left unscored
+                    self, tree, meter, rng, at, top=self.beam_width, dedupe=self.dedupe
+                )
                 children = [i for block in made for i in block]
-                if self.dedupe:
-                    children = unique(children, key=lambda i: tree.state(i).key)
-                score_nodes(self, tree, meter, children)
                 finished.extend(i for i in children if tree.terminal[i])
                 open_ = [i for i in children if not tree.terminal[i]]
                 active = by_score(tree, open_)[:keep]  # ties: the earlier beam
@@ -129,6 +118,6 @@ class BeamSearch:
             stop = e.reason
         last = [i for i in active if i != Tree.ROOT]
         # The vote sees the n best-scored finished states (the last beams when none finished).
-        pool = by_score(tree, finished)[: self.n] if finished else last
+        pool = by_score(tree, finished, root_score)[: self.n] if finished else last
         chosen = vote(tree, pool, self.mode, self.answer_fn)
         return make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)

@@ -24,15 +24,15 @@ from ..results import SearchResult
 from ..tree import Tree
 from ._common import (
     AnswerFn,
+    GuidedSearch,
     Stop,
     best,
-    check_aggregation,
-    check_answer_fn,
     check_int,
-    check_max_nodes,
-    check_roles,
+    check_unit,
+    chooser_score,
     expand_and_score,
     make_result,
+    root_score,
     start_search,
     start_unit,
 )
@@ -40,22 +40,22 @@ from ._common import (
 __all__ = ["BestFirst"]
 
 
-class BestFirst:
+class BestFirst(GuidedSearch):
     """Expand the best-scored open state first.
 
     Args:
         policy: proposes the children of the popped state.
-        verifier: scores every child; the queue is ordered by this score.
+        verifier: scores every child; the queue is ordered by this score, taken for the player
+            who chose the state (its parent's player to move).
         num_solutions: stop (``"solved"``) after popping this many terminal states.
         max_depth: deepest level a non-terminal state may reach.
-        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
-            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
-        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
-        answer_fn: canonical answer string of a state, for ``answer_text`` and the traces.
+        aggregation, max_nodes, answer_fn: as for every verifier-guided search
+            (:class:`~treesearch.search._common.GuidedSearch`).
 
-    One pop is one unit of work (``simulations``). The answer is the best-scored solution
-    (ties: found first), ``None`` when none was found. ``traces`` holds the solutions in the
-    order they were popped.
+    One pop is one unit of work (``simulations``); a non-terminal pop is done whole or not at
+    all (see :class:`~treesearch.search.bfs.BFS`). The answer is the best-scored solution for
+    the root's player (ties: found first), ``None`` when none was found. ``traces`` holds the
+    solutions in the order they were popped.
     """
 
     def __init__(
@@ -69,12 +69,11 @@ class BestFirst:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = check_roles(policy, verifier)
+        super().__init__(
+            policy, verifier, aggregation=aggregation, max_nodes=max_nodes, answer_fn=answer_fn
+        )
         self.num_solutions = check_int("num_solutions", num_solutions)
         self.max_depth = check_int("max_depth", max_depth)
-        self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = check_max_nodes(max_nodes)
-        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Search best-first from ``root`` within ``budget``."""
@@ -85,21 +84,23 @@ class BestFirst:
         stop = "exhausted"
         try:
             while heap:
-                terminal = bool(tree.terminal[heap[0][2]])
-                start_unit(meter, expansions=0 if terminal else 1)
-                node = heapq.heappop(heap)[2]
-                if terminal:
+                node = heap[0][2]
+                if tree.terminal[node]:
+                    start_unit(meter, expansions=0)
+                    heapq.heappop(heap)
                     solutions.append(node)
                     if len(solutions) >= self.num_solutions:
                         stop = "solved"
                         break
                     continue
-                [children] = expand_and_score(self, tree, meter, rng, [node])
+                check_unit(meter, expansions=1)
+                [children] = expand_and_score(self, tree, meter, rng, [node])  # the pop
+                heapq.heappop(heap)
                 for child in children:
                     if tree.terminal[child] or tree.depth[child] < self.max_depth:
-                        heapq.heappush(heap, (-float(tree.score[child]), pushed, child))
+                        heapq.heappush(heap, (-chooser_score(tree, child), pushed, child))
                         pushed += 1
         except Stop as e:
             stop = e.reason
-        chosen = best(tree, solutions)
+        chosen = best(tree, solutions, root_score)
         return make_result(tree, meter, chosen, solutions, self.answer_fn, stop)

@@ -27,13 +27,10 @@ from ..results import SearchResult
 from ..tree import Tree
 from ._common import (
     AnswerFn,
+    GuidedSearch,
     Stop,
-    check_aggregation,
-    check_answer_fn,
     check_choice,
     check_int,
-    check_max_nodes,
-    check_roles,
     expand_nodes,
     make_result,
     normalised_priors,
@@ -50,7 +47,7 @@ __all__ = ["BestOfN"]
 _MODES = ("plain", "weighted", "majority")
 
 
-class BestOfN:
+class BestOfN(GuidedSearch):
     """Sample ``n`` complete solutions, score them, pick one by score or by vote.
 
     Args:
@@ -59,12 +56,9 @@ class BestOfN:
         n: number of samples.
         max_depth: a sample stops at a terminal state or after this many steps.
         mode: ``"plain"`` (argmax score), ``"weighted"`` (largest score sum per answer) or
-            ``"majority"`` (most frequent answer).
-        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
-            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
-        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
-        answer_fn: canonical answer of a state for voting and ``answer_text``; ``None`` votes
-            on ``state.key`` and leaves ``answer_text`` empty.
+            ``"majority"`` (most frequent answer); scores are taken for the root's player.
+        aggregation, max_nodes, answer_fn: as for every verifier-guided search
+            (:class:`~treesearch.search._common.GuidedSearch`).
 
     The tree holds one root-to-leaf chain per sample (the root's children are the samples'
     first steps, one each, so two samples that agree are still two nodes); priors are the
@@ -84,13 +78,12 @@ class BestOfN:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = check_roles(policy, verifier)
+        super().__init__(
+            policy, verifier, aggregation=aggregation, max_nodes=max_nodes, answer_fn=answer_fn
+        )
         self.n = check_int("n", n)
         self.max_depth = check_int("max_depth", max_depth)
         self.mode = check_choice("mode", mode, _MODES)
-        self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = check_max_nodes(max_nodes)
-        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Sample, score and vote from ``root`` within ``budget``."""

@@ -20,24 +20,22 @@ from ..results import SearchResult
 from ..tree import Tree
 from ._common import (
     AnswerFn,
+    GuidedSearch,
     Stop,
     best,
     by_score,
-    check_aggregation,
-    check_answer_fn,
     check_int,
-    check_max_nodes,
-    check_roles,
+    check_unit,
     expand_and_score,
     make_result,
+    root_score,
     start_search,
-    start_unit,
 )
 
 __all__ = ["BFS"]
 
 
-class BFS:
+class BFS(GuidedSearch):
     """Breadth-first search keeping the ``beam_size`` best states per level.
 
     Args:
@@ -45,14 +43,17 @@ class BFS:
         verifier: scores every child (ToT's state evaluator).
         beam_size: states kept per level (ToT's ``b``).
         max_depth: number of levels (ToT's ``T``).
-        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
-            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
-        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
-        answer_fn: canonical answer string of a state, for ``answer_text`` and the traces.
+        aggregation, max_nodes, answer_fn: as for every verifier-guided search
+            (:class:`~treesearch.search._common.GuidedSearch`).
 
-    One level is one unit of work (``simulations``); it is done whole or not at all. Every
-    scored child is backed up once, so a node's visits count the scored states below it.
-    ``traces`` holds the finished states, then the last frontier.
+    One level is one unit of work (``simulations``), done whole or not at all: it is charged
+    and its children are added to the tree only once the policy has proposed them and the node
+    cap and the verifier allowance can take them all, so every child of a level is scored. A
+    level refused at that point leaves the tree as it was (its policy call still counts in
+    ``policy_calls`` and ``tokens``). Children are ranked for the player who chose them (their
+    parent's player to move) and the answer for the root's player. Every scored child is backed
+    up once, so a node's visits count the scored states below it. ``traces`` holds the finished
+    states, then the last frontier.
     """
 
     def __init__(
@@ -66,12 +67,11 @@ class BFS:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = check_roles(policy, verifier)
+        super().__init__(
+            policy, verifier, aggregation=aggregation, max_nodes=max_nodes, answer_fn=answer_fn
+        )
         self.beam_size = check_int("beam_size", beam_size)
         self.max_depth = check_int("max_depth", max_depth)
-        self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = check_max_nodes(max_nodes)
-        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Search level by level from ``root`` within ``budget``."""
@@ -81,8 +81,8 @@ class BFS:
         stop = "exhausted"
         try:
             for _ in range(self.max_depth):
-                start_unit(meter, expansions=len(frontier))
-                made = expand_and_score(self, tree, meter, rng, frontier)
+                check_unit(meter, expansions=len(frontier))
+                made = expand_and_score(self, tree, meter, rng, frontier)  # the whole level
                 children = [i for block in made for i in block]
                 finished.extend(i for i in children if tree.terminal[i])
                 open_ = [i for i in children if not tree.terminal[i]]
@@ -92,5 +92,5 @@ class BFS:
         except Stop as e:
             stop = e.reason
         last = [i for i in frontier if i != Tree.ROOT]
-        chosen = best(tree, finished) if finished else best(tree, last)
+        chosen = best(tree, finished or last, root_score)
         return make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)

@@ -23,16 +23,16 @@ from ..results import SearchResult
 from ..tree import Tree
 from ._common import (
     AnswerFn,
+    GuidedSearch,
     Stop,
     best,
     by_score,
-    check_aggregation,
-    check_answer_fn,
     check_int,
-    check_max_nodes,
-    check_roles,
+    check_unit,
+    chooser_score,
     expand_and_score,
     make_result,
+    root_score,
     start_search,
     start_unit,
 )
@@ -40,7 +40,7 @@ from ._common import (
 __all__ = ["DFS"]
 
 
-class DFS:
+class DFS(GuidedSearch):
     """Depth-first search that prunes children scored below ``threshold``.
 
     Args:
@@ -51,13 +51,14 @@ class DFS:
         max_depth: deepest level a non-terminal state may reach.
         stop_at_first: stop at the first solution (``"solved"``); when False, search until the
             stack is empty or the budget ends and return the best-scored solution.
-        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
-            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
-        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
-        answer_fn: canonical answer string of a state, for ``answer_text`` and the traces.
+        aggregation, max_nodes, answer_fn: as for every verifier-guided search
+            (:class:`~treesearch.search._common.GuidedSearch`).
 
-    One pop is one unit of work (``simulations``). The answer is ``None`` when no solution was
-    found. ``traces`` holds the solutions in the order they were found.
+    One pop is one unit of work (``simulations``); a non-terminal pop is done whole or not at
+    all (see :class:`~treesearch.search.bfs.BFS`). Children are compared with ``threshold`` and
+    ranked by their score for the player who chose them (their parent's player to move). The
+    answer is ``None`` when no solution was found. ``traces`` holds the solutions in the order
+    they were found.
     """
 
     def __init__(
@@ -72,7 +73,9 @@ class DFS:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = check_roles(policy, verifier)
+        super().__init__(
+            policy, verifier, aggregation=aggregation, max_nodes=max_nodes, answer_fn=answer_fn
+        )
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
             raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
         if not math.isfinite(threshold):
@@ -82,9 +85,6 @@ class DFS:
         self.threshold = float(threshold)
         self.max_depth = check_int("max_depth", max_depth)
         self.stop_at_first = stop_at_first
-        self.aggregation = check_aggregation(aggregation)
-        self.max_nodes = check_max_nodes(max_nodes)
-        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Search depth-first from ``root`` within ``budget``."""
@@ -94,25 +94,27 @@ class DFS:
         stop = "exhausted"
         try:
             while stack:
-                terminal = bool(tree.terminal[stack[-1]])
-                start_unit(meter, expansions=0 if terminal else 1)
-                node = stack.pop()
-                if terminal:
-                    solutions.append(node)  # pushed only with a score >= threshold
+                if tree.terminal[stack[-1]]:
+                    start_unit(meter, expansions=0)
+                    solutions.append(stack.pop())  # pushed only with a score >= threshold
                     if self.stop_at_first:
                         stop = "solved"
                         break
                     continue
-                [children] = expand_and_score(self, tree, meter, rng, [node])
+                check_unit(meter, expansions=1)
+                [children] = expand_and_score(self, tree, meter, rng, [stack[-1]])  # the pop
+                stack.pop()
                 survivors = [
                     i
                     for i in children
-                    if tree.score[i] >= self.threshold
+                    if chooser_score(tree, i) >= self.threshold
                     and (tree.terminal[i] or tree.depth[i] < self.max_depth)
                 ]
                 # The best-scored child ends on top (ties: the earlier child).
                 stack.extend(reversed(by_score(tree, survivors)))
         except Stop as e:
             stop = e.reason
-        chosen = solutions[0] if self.stop_at_first and solutions else best(tree, solutions)
+        chosen = (
+            solutions[0] if self.stop_at_first and solutions else best(tree, solutions, root_score)
+        )
         return make_result(tree, meter, chosen, solutions, self.answer_fn, stop)

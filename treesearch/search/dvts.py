@@ -27,18 +27,16 @@ from ..results import SearchResult
 from ..tree import Tree
 from ._common import (
     AnswerFn,
+    GuidedSearch,
     Stop,
     best,
-    check_aggregation,
-    check_answer_fn,
+    check_beams,
     check_choice,
     check_int,
-    check_max_nodes,
-    check_roles,
+    check_unit,
     expand_and_score,
     make_result,
     start_search,
-    start_unit,
     vote,
 )
 
@@ -47,7 +45,7 @@ __all__ = ["DVTS"]
 _MODES = ("weighted", "argmax")
 
 
-class DVTS:
+class DVTS(GuidedSearch):
     """Diverse verifier tree search: ``n / beam_width`` greedy subtrees searched side by side.
 
     Args:
@@ -55,18 +53,18 @@ class DVTS:
         verifier: a process reward model scoring every new step.
         n: total candidates returned (``n / beam_width`` subtrees of ``beam_width`` each).
         beam_width: M, steps proposed per subtree per iteration; ``n`` must be a multiple.
-        aggregation: how a process verifier's per-step scores become one number: ``"last"``,
-            ``"min"``, ``"prod"`` or ``"mean"`` (a Score without step scores uses its value).
         max_iterations: at most this many steps per subtree.
         mode: final choice over the ``n`` candidates: ``"weighted"`` vote (largest score sum
             per answer) or ``"argmax"`` score.
-        max_nodes: node cap for the tree; the search stops with ``"max_nodes"`` at it.
-        answer_fn: canonical answer of a state for voting and ``answer_text``; ``None`` votes
-            on ``state.key`` and leaves ``answer_text`` empty.
+        aggregation, max_nodes, answer_fn: as for every verifier-guided search
+            (:class:`~treesearch.search._common.GuidedSearch`).
 
     One iteration (one step of every unfinished subtree) is one unit of work
-    (``simulations``); it is done whole or not at all. ``traces`` holds the candidates, subtree
-    by subtree.
+    (``simulations``), done whole or not at all: it is charged and its steps are added to the
+    tree only once the policy has proposed them and the node cap and the verifier allowance can
+    take them all (see :class:`~treesearch.search.bfs.BFS`). Each subtree moves to the step
+    best for the player who chose it; the final choice is made for the root's player.
+    ``traces`` holds the candidates, subtree by subtree.
     """
 
     def __init__(
@@ -82,16 +80,12 @@ class DVTS:
         max_nodes: int | None = None,
         answer_fn: AnswerFn | None = None,
     ) -> None:
-        self.policy, self.verify = check_roles(policy, verifier)
-        self.n = check_int("n", n)
-        self.beam_width = check_int("beam_width", beam_width)
-        if self.n % self.beam_width:
-            raise ValueError(f"n ({n}) must be a multiple of beam_width ({beam_width})")
-        self.aggregation = check_aggregation(aggregation)
+        super().__init__(
+            policy, verifier, aggregation=aggregation, max_nodes=max_nodes, answer_fn=answer_fn
+        )
+        self.n, self.beam_width = check_beams(n, beam_width)
         self.max_iterations = check_int("max_iterations", max_iterations)
         self.mode = check_choice("mode", mode, _MODES)
-        self.max_nodes = check_max_nodes(max_nodes)
-        self.answer_fn = check_answer_fn(answer_fn)
 
     def search(self, root: State, budget: Budget, *, rng: np.random.Generator) -> SearchResult:
         """Run the ``n / beam_width`` subtrees from ``root`` within ``budget``."""
@@ -104,8 +98,8 @@ class DVTS:
         try:
             for _ in range(self.max_iterations):
                 at = [current[j] for j in active]
-                start_unit(meter, expansions=len(set(at)))  # all subtrees start at the root
-                made = expand_and_score(self, tree, meter, rng, at, top=self.beam_width)
+                check_unit(meter, expansions=len(set(at)))  # all subtrees start at the root
+                made = expand_and_score(self, tree, meter, rng, at, top=self.beam_width)  # whole
                 for j, block in zip(active, made, strict=True):
                     blocks[j] = block
                     current[j] = best(tree, block)  # type: ignore[assignment]  # all are scored

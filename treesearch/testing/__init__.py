@@ -5,6 +5,7 @@
   :class:`ConformanceError` listing every problem, each naming what to fix.
 * :func:`assert_tree_invariants`: structural and statistical invariants of a search tree.
 * :class:`HashEvaluator`: a deterministic evaluator for tests and golden trees.
+* :class:`TokenPolicy`: a policy whose candidates (the legal actions) cost tokens.
 * ``treesearch.testing.strategies``: hypothesis strategies (random game trees, verifiers,
   budgets, seeds). It imports hypothesis, so it is loaded only when first used.
 """
@@ -22,11 +23,12 @@ from .checks import (
     check_state,
     check_verifier,
 )
-from .fakes import HashEvaluator
+from .fakes import HashEvaluator, TokenPolicy
 
 __all__ = [
     "ConformanceError",
     "HashEvaluator",
+    "TokenPolicy",
     "assert_tree_invariants",
     "check_evaluator",
     "check_policy",

@@ -7,6 +7,9 @@
   :class:`~treesearch.interfaces.Policy`, :class:`~treesearch.interfaces.Verifier` or
   :class:`~treesearch.interfaces.Evaluator` on a batch of states and check shapes, values,
   determinism for a fixed seed, and that a batch gives the same answers as single states.
+  :func:`check_policy` and :func:`check_verifier` can also play random lines from the given
+  states (``num_lines``) and check the states met on the way, so that a model that only
+  misbehaves deeper in the problem is caught.
 
 Each check collects every problem it finds and raises one :class:`ConformanceError` listing
 them all, each naming what to fix. :func:`assert_tree_invariants` is a test helper for search
@@ -137,6 +140,79 @@ def _check_states(states: object, *, allow_terminal: bool) -> list[Any]:
 
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**62))
+
+
+def _check_lines(num_lines: object, max_moves: object) -> tuple[int, int]:
+    if not _is_int(num_lines) or num_lines < 0:  # type: ignore[operator]
+        raise ValueError(f"num_lines must be an int >= 0, got {num_lines!r}")
+    return int(num_lines), _check_positive_int(max_moves, "max_moves")  # type: ignore[call-overload]
+
+
+def _hashable_key(state: Any) -> Any:
+    """``state.key`` when it is usable as a dict key, else ``_MISSING``."""
+    try:
+        key = state.key
+        hash(key)
+    except Exception:
+        return _MISSING
+    return key
+
+
+def _play_lines(
+    starts: Sequence[Any],
+    rng: np.random.Generator,
+    num_lines: int,
+    max_moves: int,
+    *,
+    keep_terminal: bool,
+    propose: Callable[..., Any] | None = None,
+) -> list[Any]:
+    """The states met on ``num_lines`` random lines from each of ``starts``, in order of
+    discovery, without the starts and without repeating a key.
+
+    A line steps along a random legal action. At a non-terminal state that lists none (an
+    open-ended problem) it steps along a random candidate of ``propose`` when given, and ends
+    otherwise. It also ends at a terminal state (kept only with ``keep_terminal``), after
+    ``max_moves`` moves, or when the state or the policy raises or returns something unusable:
+    broken states are :func:`check_state`'s business, and the policy's output is checked on the
+    states met so far.
+    """
+    seen = {k for k in map(_hashable_key, starts) if k is not _MISSING}
+    out: list[Any] = []
+    for start in starts:
+        for _ in range(num_lines):
+            state = start
+            for _ in range(max_moves):
+                try:
+                    if state.is_terminal() is not False:
+                        break
+                    actions = list(state.legal_actions())
+                    if not actions and propose is not None:
+                        proposed = propose([state], rng=np.random.default_rng(_seed(rng)))
+                        actions = [c.action for c in proposed[0] if isinstance(c, Candidate)]
+                    if not actions:
+                        break
+                    state = state.step(actions[int(rng.integers(len(actions)))])
+                    terminal = state.is_terminal() is not False
+                except Exception:
+                    break
+                if terminal and not keep_terminal:
+                    break
+                key = _hashable_key(state)
+                if key is _MISSING or key not in seen:
+                    if key is not _MISSING:
+                        seen.add(key)
+                    out.append(state)
+    return out
+
+
+def _lines_subject(check: str, given: int, met: int) -> str:
+    if not met:
+        return check
+    return (
+        f"{check} on {given} given state{'s' if given != 1 else ''} and {met} met on random "
+        f"lines from them (states[{given}:])"
+    )
 
 
 def _defines_eq(obj: object) -> bool:
@@ -625,6 +701,8 @@ def check_policy(
     rng: np.random.Generator,
     max_tokens: int = 1,
     deterministic: bool = True,
+    num_lines: int = 0,
+    max_moves: int = 100,
 ) -> None:
     """Call ``policy.propose`` on ``states`` and check its output.
 
@@ -635,12 +713,20 @@ def check_policy(
     gives the same candidates as one state at a time (for policies that ignore the seed; for
     stochastic ones only the shapes are compared); the states are left unchanged.
 
+    With ``num_lines > 0`` the checks also cover the states met on ``num_lines`` random lines
+    from each given state: a line steps along random legal actions (along the policy's own
+    candidates at states that list no legal actions) and ends at a terminal state or after
+    ``max_moves`` moves. Those states follow the given ones in the batch, and the error's
+    subject says which indices they have.
+
     Args:
         policy: an object with ``propose(states, *, rng, max_tokens=None)``.
         states: non-terminal states to propose for.
-        rng: seeds the generators handed to the policy.
+        rng: seeds the generators handed to the policy and chooses the random lines.
         max_tokens: a small token allowance the policy must respect.
         deterministic: check that equal seeds give equal candidates.
+        num_lines: random lines to play from each state (0: check only ``states``).
+        max_moves: the longest line.
 
     Raises:
         ConformanceError: listing every problem found.
@@ -649,6 +735,7 @@ def check_policy(
     states = _check_states(states, allow_terminal=False)
     if not _is_int(max_tokens) or max_tokens < 0:
         raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
+    num_lines, max_moves = _check_lines(num_lines, max_moves)
     name = type(policy).__name__
     problems = _Problems(f"check_policy({name})")
     propose = getattr(policy, "propose", None)
@@ -657,6 +744,12 @@ def check_policy(
             problems.subject, [f"{name} has no propose(states, *, rng, max_tokens=None) method"]
         )
     seed = _seed(rng)
+    if num_lines:
+        given = len(states)
+        states += _play_lines(
+            states, rng, num_lines, max_moves, keep_terminal=False, propose=propose
+        )
+        problems.subject = _lines_subject(problems.subject, given, len(states) - given)
     keys = [_snapshot(s) for s in states]
 
     def call(batch: list[Any], seed: int, label: str, **kwargs: Any) -> list[list[Any]] | None:
@@ -800,6 +893,9 @@ def check_verifier(
     states: Sequence[State],
     *,
     tolerance: float = 1e-6,
+    rng: np.random.Generator | None = None,
+    num_lines: int = 0,
+    max_moves: int = 100,
 ) -> None:
     """Score ``states`` with ``verifier`` and check its output.
 
@@ -807,14 +903,30 @@ def check_verifier(
     :class:`~treesearch.interfaces.Score` per state; the same scores when called twice; the same
     scores for each state alone as in the batch, within ``tolerance``; states left unchanged.
 
+    With ``num_lines > 0`` (which needs ``rng``) the checks also cover the states met on
+    ``num_lines`` random lines from each given state: a line steps along random legal actions,
+    terminal states included, and ends at a terminal state, at a state that lists no legal
+    actions, or after ``max_moves`` moves. Those states follow the given ones in the batch, and
+    the error's subject says which indices they have.
+
     Raises:
         ConformanceError: listing every problem found.
     """
     states = _check_states(states, allow_terminal=True)
     if not _is_real(tolerance) or not tolerance >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    num_lines, max_moves = _check_lines(num_lines, max_moves)
+    if rng is not None:
+        rng = _check_rng(rng)
+    elif num_lines:
+        raise TypeError("check_verifier needs rng= (a numpy.random.Generator) to play lines")
     name = type(verifier).__name__
     problems = _Problems(f"check_verifier({name})")
+    if num_lines:
+        assert rng is not None  # checked above
+        given = len(states)
+        states += _play_lines(states, rng, num_lines, max_moves, keep_terminal=True)
+        problems.subject = _lines_subject(problems.subject, given, len(states) - given)
     score_method = getattr(verifier, "score", None)
     fn: Callable[[list[Any]], Any] | None
     if callable(score_method):
