@@ -74,12 +74,13 @@ class ConnectFour:
     positions with :meth:`from_moves` or :meth:`from_string`.
     """
 
-    __slots__ = ("_bits", "_heights", "_num_moves", "_to_play", "_winner")
+    __slots__ = ("_bits", "_heights", "_legal", "_num_moves", "_to_play", "_winner")
     _bits: tuple[int, int]  # (X stones, O stones)
     _heights: tuple[int, ...]
     _num_moves: int
     _to_play: int
     _winner: int | None
+    _legal: tuple[int, ...] | None  # computed on first use; searches ask for it repeatedly
 
     rows: int = ROWS
     columns: int = COLUMNS
@@ -92,6 +93,7 @@ class ConnectFour:
         _set(self, "_num_moves", 0)
         _set(self, "_to_play", 0)
         _set(self, "_winner", None)
+        _set(self, "_legal", None)
 
     @classmethod
     def _make(
@@ -108,6 +110,7 @@ class ConnectFour:
         _set(state, "_num_moves", num_moves)
         _set(state, "_to_play", to_play)
         _set(state, "_winner", winner)
+        _set(state, "_legal", None)
         return state
 
     @classmethod
@@ -183,10 +186,16 @@ class ConnectFour:
 
     def legal_actions(self) -> tuple[int, ...]:
         """Columns that are not full, in increasing order; empty when the game is over."""
-        if self._winner is not None:
-            return ()
-        h = self._heights
-        return tuple([c for c in range(COLUMNS) if h[c] < ROWS])
+        legal = self._legal
+        if legal is None:
+            h = self._heights
+            legal = (
+                ()
+                if self._winner is not None
+                else tuple([c for c in range(COLUMNS) if h[c] < ROWS])
+            )
+            _set(self, "_legal", legal)
+        return legal
 
     def step(self, action: int) -> ConnectFour:
         """The position after the player to move drops a stone in column ``action``.

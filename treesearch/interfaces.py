@@ -41,6 +41,7 @@ __all__ = [
     "check_evaluation",
     "check_evaluations",
     "check_scores",
+    "check_value",
 ]
 
 Action = Hashable
@@ -238,17 +239,21 @@ def check_evaluation(
         )
     if num_legal and (not math.isfinite(priors.sum()) or priors.min() < 0):
         raise ValueError(f"{name} gave negative or non-finite priors for state {index}")
-    if isinstance(ev.value, bool) or not isinstance(
-        ev.value, (int, float, np.integer, np.floating)
-    ):
+    return priors, check_value(ev.value, index=index, source=source)
+
+
+def check_value(value: Any, *, index: int = 0, source: object = None) -> float:
+    """Validate one evaluator value: a finite real number."""
+    name = type(source).__name__ if source is not None else "evaluator"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(
-            f"{name} gave a value of type {type(ev.value).__name__} for state {index}; "
+            f"{name} gave a value of type {type(value).__name__} for state {index}; "
             "expected a number"
         )
-    value = float(ev.value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} gave a non-finite value for state {index}: {ev.value!r}")
-    return priors, value
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} gave a non-finite value for state {index}: {value!r}")
+    return number
 
 
 def check_evaluations(

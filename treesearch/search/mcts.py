@@ -33,6 +33,7 @@ from ..evaluators import LegalActionsPolicy
 from ..interfaces import (
     Action,
     Candidate,
+    Evaluation,
     Evaluator,
     Policy,
     State,
@@ -40,6 +41,7 @@ from ..interfaces import (
     VerifierFn,
     check_batch,
     check_evaluation,
+    check_value,
 )
 from ..results import SearchResult, root_distribution, trace_from_path
 from ..selection import alphazero_c, puct_scores, uct_scores
@@ -346,6 +348,9 @@ class MCTS:
         states, first_child, num_children = tree.states, tree.first_child, tree.num_children
         terminal, proven = tree.terminal, tree.proven
         limit, sims, calls, expansions = meter.budget.simulations, 0, 0, 0
+        # The last read-only prior array an evaluator returned, and its normalised copy.
+        checked_raw: np.ndarray | None = None
+        checked = np.empty(0)
         stop = "simulations"
         try:
             while sims < limit:
@@ -373,16 +378,23 @@ class MCTS:
                     calls += 1
                     check_batch(raw, 1, what="evaluations", source=self.evaluator)
                     actions = state.legal_actions()
-                    priors, value = check_evaluation(raw[0], len(actions), source=self.evaluator)
                     if not actions:
                         raise ValueError(
                             f"empty expansion: no legal actions at non-terminal node {node} "
                             f"({state!r})"
                         )
-                    total = priors.sum()
-                    priors = (
-                        priors / total if total > 0 else np.full(len(actions), 1 / len(actions))
-                    )
+                    ev = raw[0]
+                    if isinstance(ev, Evaluation) and ev.priors is checked_raw:
+                        # The evaluator handed back the same read-only array as last time
+                        # (uniform priors): it is already validated and normalised.
+                        priors, value = checked, check_value(ev.value, source=self.evaluator)
+                    else:
+                        priors, value = check_evaluation(ev, len(actions), source=self.evaluator)
+                        total = priors.sum()
+                        n = len(actions)
+                        priors = priors / total if total > 0 else np.full(n, 1 / n)
+                        if isinstance(ev.priors, np.ndarray) and not ev.priors.flags.writeable:
+                            checked_raw, checked = ev.priors, priors
                     try:
                         tree.add_children(node, actions, priors)
                         expansions += 1
@@ -463,6 +475,12 @@ class MCTS:
         self, tree: Tree, node: int, start: int, end: int, priors: np.ndarray | None
     ) -> int:
         fpu = self.fpu
+        if (
+            end - start <= _NARROW
+            and fpu != "parent"
+            and not (self.solver and tree.proven_children[node])
+        ):
+            return self._best_child_narrow(tree, start, end, int(tree.visits[node]), priors, fpu)
         if fpu == "parent":
             n = tree.visits[node]
             own = tree.value_sum[node] / n if n > 0 else 0.0
