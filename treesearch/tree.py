@@ -192,30 +192,34 @@ class Tree:
 
     def state(self, node: int) -> State:
         """The state at ``node``, created from the nearest known ancestor when first needed."""
-        known = self.states[node]
+        states = self.states
+        known = states[node]
         if known is not None:
             return known
-        missing = []
-        cursor = node
-        while self.states[cursor] is None:
+        missing = [node]
+        cursor = int(self.parent[node])
+        # Usually the parent's state is known (selection descends one level at a time).
+        while cursor != self.NO_PARENT and states[cursor] is None:
             missing.append(cursor)
             cursor = int(self.parent[cursor])
-            if cursor == self.NO_PARENT:
-                raise ValueError("the tree has no root state (was it loaded from JSON?)")
-        state = self.states[cursor]
+        if cursor == self.NO_PARENT:
+            raise ValueError("the tree has no root state (was it loaded from JSON?)")
+        state = states[cursor]
         assert state is not None  # loop invariant, not user input
         for child in reversed(missing):
+            action = self.actions[child]
             try:
-                state = state.step(self.actions[child])
+                state = state.step(action)
             except Exception as exc:
                 if hasattr(exc, "add_note"):  # Python 3.11+
                     exc.add_note(
-                        f"treesearch: raised by step({self.actions[child]!r}) creating tree node "
-                        f"{child} (child of node {int(self.parent[child])})"
+                        f"treesearch: raised by step({action!r}) creating tree node {child} "
+                        f"(child of node {int(self.parent[child])})"
                     )
                 raise
-            self.states[child] = state
-            self._record_state(child, state)
+            states[child] = state
+            self.to_play[child] = state.to_play
+            self.terminal[child] = state.is_terminal()
         return state
 
     def _record_state(self, node: int, state: State) -> None:

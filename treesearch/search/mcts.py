@@ -529,10 +529,10 @@ class MCTS:
         if self.selection == "uct":
             if fpu == math.inf and 0 in visits:
                 return visits.index(0)
-            c = self.c
-            log_n = math.log(max(parent_visits, 1))
+            scale = self.c * math.sqrt(math.log(max(parent_visits, 1)))
+            sqrt = math.sqrt
             for n, w in zip(visits, value_sum, strict=True):
-                score = w / n + c * math.sqrt(log_n / n) if n > 0 else fpu
+                score = (w + scale * sqrt(n)) / n if n > 0 else fpu  # w/n + c sqrt(ln N / n)
                 if score > best:
                     best, best_index = score, i
                 i += 1
