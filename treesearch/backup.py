@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .tree import Tree
 
-__all__ = ["apply_virtual_loss", "backup", "value_for_parent", "value_for_player"]
+__all__ = ["apply_virtual_loss", "backup", "backup_path", "value_for_parent", "value_for_player"]
 
 
 def value_for_parent(tree: Tree, node: int, value: float) -> float:
@@ -52,6 +52,28 @@ def backup(tree: Tree, leaf: int, value: float, *, virtual_loss: int = 0) -> Non
         if parent < 0:
             return
         node = parent
+
+
+def backup_path(tree: Tree, path: list[int], value: float) -> None:
+    """:func:`backup` along a known root-to-leaf ``path`` (no virtual loss).
+
+    The same rule, walking the path list rather than reading parent pointers back from the
+    arrays, which is cheaper in the hot loop of a search that has just descended it.
+    """
+    to_play = tree.to_play
+    visits = tree.visits
+    value_sum = tree.value_sum
+    player = to_play[path[-1]]
+    for i in range(len(path) - 1, 0, -1):
+        parent_player = to_play[path[i - 1]]
+        if parent_player != player:
+            value = -value
+            player = parent_player
+        node = path[i]
+        visits[node] += 1
+        value_sum[node] += value
+    visits[path[0]] += 1
+    value_sum[path[0]] += value
 
 
 def apply_virtual_loss(tree: Tree, path: list[int], amount: int) -> None:

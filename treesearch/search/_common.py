@@ -224,20 +224,25 @@ def start_search(
 # ---------------------------------------------------------------------- policy and verifier
 
 
+def note_user_error(exc: BaseException, what: str, states: Sequence[State]) -> None:
+    """Add a note to an exception from user code naming the call and the states (3.11+)."""
+    if hasattr(exc, "add_note"):
+        first = repr(states[0]) if states else "-"
+        if len(first) > 200:
+            first = first[:200] + "..."
+        exc.add_note(
+            f"treesearch: raised in {what} on a batch of {len(states)} state(s); "
+            f"first state: {first}"
+        )
+
+
 @contextmanager
 def user_call(what: str, states: Sequence[State]) -> Iterator[None]:
     """Let exceptions from user code through unchanged, with a note naming the call and states."""
     try:
         yield
     except Exception as exc:
-        if hasattr(exc, "add_note"):  # Python 3.11+
-            first = repr(states[0]) if states else "-"
-            if len(first) > 200:
-                first = first[:200] + "..."
-            exc.add_note(
-                f"treesearch: raised in {what} on a batch of {len(states)} state(s); "
-                f"first state: {first}"
-            )
+        note_user_error(exc, what, states)
         raise
 
 
