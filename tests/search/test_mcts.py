@@ -710,3 +710,27 @@ def test_more_bad_input():
         MCTS(StringValue()).search(TicTacToe(), Budget(simulations=3), rng=rng())
     with pytest.raises(TypeError, match="sequence of scores"):
         MCTS(verifier=lambda s: {0: 1.0}).search(Chain(2), Budget(simulations=3), rng=rng())
+
+
+@pytest.mark.parametrize("selection", ["uct", "puct"])
+def test_win_in_one_gets_the_most_visits_without_solver(selection):
+    """algorithms.md section 6: after 200 simulations the winning move has the most visits."""
+    state = TicTacToe.from_moves([0, 3, 1, 4])  # X to move wins at 2
+    evaluator = RandomRollout() if selection == "uct" else UniformEvaluator()
+    r = MCTS(evaluator, selection=selection, solver=False).search(
+        state, Budget(simulations=200), rng=rng()
+    )
+    visits = r.policy()
+    assert max(visits, key=visits.get) == 2
+    assert r.action == 2
+
+
+@pytest.mark.parametrize("selection", ["uct", "puct"])
+def test_forced_block_gets_the_most_visits_without_solver(selection):
+    state = TicTacToe.from_moves([0, 4, 8, 2])  # O threatens 2-4-6: X must take 6
+    evaluator = RandomRollout() if selection == "uct" else UniformEvaluator()
+    r = MCTS(evaluator, selection=selection, solver=False).search(
+        state, Budget(simulations=1000), rng=rng()
+    )
+    visits = r.policy()
+    assert max(visits, key=visits.get) == 6
