@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 import sys
 import types
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -28,6 +31,7 @@ def run_blocks(path: Path, monkeypatch) -> str:
     return out.getvalue()
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="the README draws a tree with Graphviz dot")
 def test_readme_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert len(python_blocks()) >= 4
