@@ -734,3 +734,38 @@ def test_forced_block_gets_the_most_visits_without_solver(selection):
     )
     visits = r.policy()
     assert max(visits, key=visits.get) == 6
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_non_finite_verifier_scores_are_errors(bad):
+    with pytest.raises(ValueError, match="non-finite"):
+        MCTS(verifier=lambda s: [bad] * len(s)).search(Chain(3), Budget(simulations=3), rng=rng())
+
+
+def test_wrong_lengths_from_user_callbacks():
+    class ShortPolicy:
+        def propose(self, states, *, rng, max_tokens=None):
+            return []  # one list per state expected
+
+    class NotCandidates:
+        def propose(self, states, *, rng, max_tokens=None):
+            return [[0] for _ in states]
+
+    verifier = lambda s: [0.0] * len(s)  # noqa: E731
+    with pytest.raises(ValueError, match="returned 0 lists for 1 states"):
+        MCTS(policy=ShortPolicy(), verifier=verifier).search(
+            Chain(3), Budget(simulations=3), rng=rng()
+        )
+    with pytest.raises(TypeError, match=r"expected treesearch\.Candidate"):
+        MCTS(policy=NotCandidates(), verifier=verifier).search(
+            Chain(3), Budget(simulations=3), rng=rng()
+        )
+    with pytest.raises(ValueError, match="returned 2 scores for 1 states"):
+        MCTS(verifier=lambda s: [0.0, 0.0]).search(Chain(3), Budget(simulations=3), rng=rng())
+
+    class ShortEvaluator:
+        def evaluate(self, states, *, rng):
+            return []
+
+    with pytest.raises(ValueError, match="returned 0 evaluations for 1 states"):
+        MCTS(ShortEvaluator()).search(TicTacToe(), Budget(simulations=3), rng=rng())
