@@ -108,6 +108,10 @@ class BudgetMeter:
         limit = getattr(self.budget, name)
         return None if limit is None else limit - self._used[name]
 
+    def used(self, name: str) -> int:
+        """Units of ``name`` spent so far."""
+        return self._used[name]
+
     def elapsed(self) -> float:
         return time.perf_counter() - self._start
 

@@ -329,7 +329,7 @@ class Tree:
         tree = cls(None, capacity=n)
         tree._reserve(n - 1)
         for name, values in data["arrays"].items():
-            if name not in _ARRAYS:
+            if name not in _ARRAYS or name in _NOT_SERIALISED:
                 raise ValueError(f"unknown tree array {name!r}")
             if len(values) != n:
                 raise ValueError(f"array {name!r} has {len(values)} entries for {n} nodes")

@@ -36,6 +36,7 @@ from ._common import (
     normalised_priors,
     propose_children,
     require_room,
+    require_scores,
     score_nodes,
     start_search,
     start_unit,
@@ -107,7 +108,10 @@ class BestOfN(GuidedSearch):
         done = [node for node in nodes if node != Tree.ROOT and self._finished(tree, node)]
         if done:
             try:
-                score_nodes(self, tree, meter, done)
+                # Scoring the finished samples completes the work already started, so only the
+                # verifier allowance may refuse it, not the wall time.
+                require_scores(meter, len(done))
+                score_nodes(self, tree, meter, done, reserved=True)
             except Stop as e:
                 stop = e.reason
                 done = []

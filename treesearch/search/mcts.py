@@ -67,8 +67,8 @@ Selection = Literal["uct", "puct"]
 # dominates below it); wider nodes use one vectorised expression.
 _NARROW = 32
 
-# Without a simulation or time limit, a search whose rounds stop adding nodes (a finite tree
-# explored to its terminal leaves) ends after this many idle rounds instead of running forever.
+# Without a simulation or time limit, a search whose rounds stop spending every limit that is
+# set ends after this many such rounds instead of running forever.
 _MAX_IDLE_ROUNDS = 1000
 FinalChoice = Literal["visits", "q", "sample"]
 
@@ -274,7 +274,13 @@ class MCTS:
         ):
             return self._result(tree, meter, rng, self._run_plain(tree, meter, rng, root_priors))
         stop_reason = "exhausted"
+        # Without a simulation or time limit only the limits below can end the search.
         open_ended = budget.simulations is None and budget.wall_time is None
+        counted = [
+            n
+            for n in ("expansions", "policy_calls", "tokens", "verifier_calls")
+            if getattr(budget, n) is not None
+        ]
         idle_rounds = 0
         while True:
             if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
@@ -288,7 +294,7 @@ class MCTS:
                 stop_reason = meter.stop_reason or "exhausted"
                 break
             vl = self.virtual_loss if self.leaves_per_round > 1 else 0
-            nodes_before = tree.num_nodes
+            spent_before = [meter.used(n) for n in counted]
             try:
                 full = self._evaluate_and_expand(tree, pending, meter, rng, cache)
             except BaseException as exc:
@@ -306,12 +312,14 @@ class MCTS:
                 if self.solver:
                     self._propagate_proof(tree, item.path)
             meter.charge(simulations=len(pending))
-            idle_rounds = 0 if tree.num_nodes > nodes_before else idle_rounds + 1
-            if open_ended and idle_rounds > _MAX_IDLE_ROUNDS:
-                # No simulation or time limit, and the tree stopped growing (every leaf the
-                # search reaches is terminal): nothing left for the other limits to count.
-                stop_reason = "exhausted"
-                break
+            if open_ended:
+                spent = [meter.used(n) for n in counted]
+                idle_rounds = 0 if spent != spent_before else idle_rounds + 1
+                if idle_rounds > _MAX_IDLE_ROUNDS:
+                    # Rounds no longer spend any limit that is set (a finite tree explored to
+                    # its terminal leaves, or a policy that spends no tokens): it would never end.
+                    stop_reason = "exhausted"
+                    break
             if root_priors is None and self.dirichlet_alpha is not None:
                 root_priors = self._noised_root_priors(tree, rng)
             if full:
@@ -338,8 +346,9 @@ class MCTS:
         root_priors: np.ndarray | None,
     ) -> str:
         """The common case in one loop: an evaluator, one leaf per round, and a budget of
-        simulations only. Same selection, checks and backup as the general loop (the golden
-        trees and the naive-reference tests pin both), without its per-round bookkeeping.
+        simulations only. Same selection, checks and backup as the general loop, without its
+        per-round bookkeeping; tests/search/test_mcts_paths.py runs searches through both and
+        requires identical trees.
         Returns the stop reason.
         """
         assert self.evaluator is not None and meter.budget.simulations is not None
@@ -349,14 +358,17 @@ class MCTS:
         states, first_child, num_children = tree.states, tree.first_child, tree.num_children
         terminal, proven = tree.terminal, tree.proven
         limit, sims, calls, expansions = meter.budget.simulations, 0, 0, 0
+        lo, hi = self.value_bounds
         # The last read-only prior array an evaluator returned, and its normalised copy.
         checked_raw: np.ndarray | None = None
         checked = np.empty(0)
         stop = "simulations"
         try:
-            while sims < limit:
+            while True:
                 if self.solver and proven[Tree.ROOT] == proven[Tree.ROOT]:  # not NaN
                     stop = "solved"
+                    break
+                if sims >= limit:
                     break
                 node, path = Tree.ROOT, [Tree.ROOT]
                 while (start := int(first_child[node])) >= 0 and not terminal[node]:
@@ -388,7 +400,11 @@ class MCTS:
                             f"({state!r})"
                         )
                     ev = raw[0]
-                    if isinstance(ev, Evaluation) and ev.priors is checked_raw:
+                    if (
+                        isinstance(ev, Evaluation)
+                        and ev.priors is checked_raw
+                        and len(checked) == len(actions)
+                    ):
                         # The evaluator handed back the same read-only array as last time
                         # (uniform priors): it is already validated and normalised.
                         priors, value = checked, check_value(ev.value, source=self.evaluator)
@@ -397,8 +413,15 @@ class MCTS:
                         total = priors.sum()
                         n = len(actions)
                         priors = priors / total if total > 0 else np.full(n, 1 / n)
-                        if isinstance(ev.priors, np.ndarray) and not ev.priors.flags.writeable:
-                            checked_raw, checked = ev.priors, priors
+                        raw_priors = ev.priors
+                        if (
+                            isinstance(raw_priors, np.ndarray)
+                            and not raw_priors.flags.writeable
+                            and raw_priors.base is None  # owns its data: not a view of a buffer
+                        ):
+                            checked_raw, checked = raw_priors, priors
+                    if not lo <= value <= hi:
+                        self._bounded(value, node, name)  # raises, naming the bounds
                     try:
                         tree.add_children(node, actions, priors)
                         expansions += 1
@@ -430,6 +453,24 @@ class MCTS:
         cost = dict.fromkeys(
             ("simulations", "policy_calls", "expansions", "verifier_calls", "tokens"), 0
         )
+        try:
+            self._gather_into(tree, meter, root_priors, pending, new_leaves, cost)
+        except BaseException:
+            if self.leaves_per_round > 1:  # an error while selecting: undo this round
+                for item in pending:
+                    apply_virtual_loss(tree, item.path, -self.virtual_loss)
+            raise
+        return pending
+
+    def _gather_into(
+        self,
+        tree: Tree,
+        meter: BudgetMeter,
+        root_priors: np.ndarray | None,
+        pending: list[_Pending],
+        new_leaves: set[int],
+        cost: dict[str, int],
+    ) -> None:
         for _ in range(self.leaves_per_round):
             path = self._select(tree, root_priors)
             leaf = path[-1]
@@ -440,7 +481,8 @@ class MCTS:
             value = self._known_value(tree, leaf)
             if self.leaves_per_round == 1 and meter.only_simulations:
                 # search() already checked that one more simulation fits.
-                return [_Pending(path, value)]
+                pending.append(_Pending(path, value))
+                return
             step = {"simulations": 1}
             if value is None:
                 if tree.terminal[leaf]:
@@ -452,14 +494,13 @@ class MCTS:
                         step.update(verifier_calls=1, tokens=1)
             trial = {k: cost[k] + step.get(k, 0) for k in cost}
             if not meter.can(**trial):
-                break
-            cost = trial
+                return
+            cost.update(trial)
             if value is None:
                 new_leaves.add(leaf)
             pending.append(_Pending(path, value))
             if self.leaves_per_round > 1:
                 apply_virtual_loss(tree, path, self.virtual_loss)
-        return pending
 
     def _select(self, tree: Tree, root_priors: np.ndarray | None) -> list[int]:
         node = Tree.ROOT
@@ -560,6 +601,8 @@ class MCTS:
         if not tree.terminal[leaf]:
             return None
         value = tree.state(leaf).terminal_value()
+        if value is None and not math.isnan(tree.score[leaf]):
+            return float(tree.score[leaf])  # scored by the verifier on an earlier visit
         if value is None:
             if self.verify is None:
                 raise ValueError(
@@ -602,17 +645,22 @@ class MCTS:
                 results[leaf] = res
                 if cache is not None and res[0] is not None:
                     cache[tree.state(leaf).key] = res
+        # Check every leaf's children before expanding any, so an error leaves the tree as it was.
+        for leaf in todo:
+            children = results[leaf][0]
+            if children is None:
+                continue
+            if not len(children[0] if isinstance(children, tuple) else children):
+                raise ValueError(
+                    f"empty expansion: no children proposed for non-terminal node {leaf} "
+                    f"({tree.state(leaf)!r})"
+                )
+            if not isinstance(children, tuple):
+                self._check_legal(tree, leaf, children)
         full = False
         for leaf, indices in todo.items():
             children, value = results[leaf]
             if children is not None and not full:
-                if not len(children[0] if isinstance(children, tuple) else children):
-                    raise ValueError(
-                        f"empty expansion: no children proposed for non-terminal node {leaf} "
-                        f"({tree.state(leaf)!r})"
-                    )
-                if not isinstance(children, tuple):
-                    self._check_legal(tree, leaf, children)
                 try:
                     if isinstance(children, tuple):
                         tree.add_children(leaf, *children)
@@ -624,6 +672,16 @@ class MCTS:
             for i in indices:
                 pending[i] = _Pending(pending[i].path, value)
         return full
+
+    def _bounded(self, value: float, node: int, what: str) -> float:
+        """A leaf value must lie within ``value_bounds``, so every Q does too."""
+        lo, hi = self.value_bounds
+        if not lo <= value <= hi:
+            raise ValueError(
+                f"{what} gave value {value} for tree node {node}, outside "
+                f"value_bounds={self.value_bounds}; pass MCTS(value_bounds=...) covering it"
+            )
+        return value
 
     def _check_legal(self, tree: Tree, leaf: int, candidates: list[Candidate]) -> None:
         """A policy may only propose legal actions where the state lists them."""
@@ -671,7 +729,10 @@ class MCTS:
                     priors = priors / total
                 elif len(actions):
                     priors = np.full(len(actions), 1.0 / len(actions))
-                out[i] = ((actions, priors), value)
+                out[i] = (
+                    (actions, priors),
+                    self._bounded(value, leaves[i], type(self.evaluator).__name__),
+                )
             dead = [i for i, leaf in enumerate(leaves) if tree.terminal[leaf]]
         else:
             assert self.policy is not None  # guaranteed by __init__
@@ -687,7 +748,7 @@ class MCTS:
             if scores is None:
                 raise RuntimeError("budget refused a verifier call that was checked beforehand")
             for i, score in zip(dead, scores, strict=True):
-                out[i] = (out[i][0], score.value)
+                out[i] = (out[i][0], self._bounded(score.value, leaves[i], "the verifier"))
                 tree.score[leaves[i]] = score.value
         return out
 
@@ -704,6 +765,8 @@ class MCTS:
         if leaf != Tree.ROOT:
             tree.proven_children[path[-2]] += 1
         for node in reversed(path[:-1]):
+            if not math.isnan(tree.proven[node]):
+                return  # proven by an earlier path of this round; its parent already counts it
             kids = tree.children(node)
             proven = tree.proven[kids.start : kids.stop]
             known = ~np.isnan(proven)
