@@ -210,7 +210,7 @@ class SearchResult:
     actions: tuple[Action, ...]
     visit_distribution: np.ndarray
     root_value: float
-    tree: Tree
+    tree: Tree = field(repr=False)
     usage: Usage
     traces: tuple[Trace, ...] = ()
     answer: State | None = None

@@ -314,6 +314,7 @@ class Tree:
         return {
             "format": _FORMAT,
             "num_nodes": n,
+            "max_nodes": self.max_nodes,
             "arrays": arrays,
             "actions": [_encode_action(a, i) for i, a in enumerate(self.actions)],
         }
@@ -326,7 +327,10 @@ class Tree:
         n = data["num_nodes"]
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"num_nodes must be a positive int, got {n!r}")
-        tree = cls(None, capacity=n)
+        max_nodes = data.get("max_nodes")
+        if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < n):
+            raise ValueError(f"max_nodes must be an int >= num_nodes ({n}), got {max_nodes!r}")
+        tree = cls(None, capacity=n, max_nodes=max_nodes)
         tree._reserve(n - 1)
         for name, values in data["arrays"].items():
             if name not in _ARRAYS or name in _NOT_SERIALISED:

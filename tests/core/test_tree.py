@@ -115,3 +115,18 @@ def test_unserialisable_action():
     tree.add_children(0, [object()], [1.0])
     with pytest.raises(TypeError, match="JSON"):
         tree.to_dict()
+
+
+def test_max_nodes_survives_the_round_trip():
+    tree = Tree(None, max_nodes=10)
+    tree.add_children(0, [1, 2], [0.5, 0.5])
+    back = Tree.from_dict(json.loads(json.dumps(tree.to_dict())))
+    assert back.max_nodes == 10 and back.room() == 7
+    data = tree.to_dict()
+    data["max_nodes"] = 2  # fewer than the nodes it holds
+    with pytest.raises(ValueError, match="max_nodes"):
+        Tree.from_dict(data)
+    data = tree.to_dict()
+    data["arrays"]["virtual_loss"] = [0, 0, 0]  # transient arrays are not part of the format
+    with pytest.raises(ValueError, match="virtual_loss"):
+        Tree.from_dict(data)

@@ -769,3 +769,20 @@ def test_wrong_lengths_from_user_callbacks():
 
     with pytest.raises(ValueError, match="returned 0 evaluations for 1 states"):
         MCTS(ShortEvaluator()).search(TicTacToe(), Budget(simulations=3), rng=rng())
+
+
+def test_each_search_logs_its_stop_at_debug(caplog):
+    import logging
+
+    from treesearch import BFS, LegalActionsPolicy
+
+    with caplog.at_level(logging.DEBUG, logger="treesearch.search"):
+        MCTS(RandomRollout(), selection="uct").search(
+            ConnectFour(), Budget(simulations=7), rng=rng()
+        )
+        BFS(LegalActionsPolicy(), lambda s: [0.5] * len(s), beam_size=2, max_depth=2).search(
+            Chain(2), Budget(simulations=5), rng=rng()
+        )
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("MCTS stopped (simulations): 7 simulations") for m in messages)
+    assert any(m.startswith("BFS stopped") for m in messages)

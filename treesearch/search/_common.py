@@ -25,6 +25,7 @@ score itself.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,10 +34,12 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from ..backup import backup, value_for_parent, value_for_player
-from ..budget import Budget, BudgetMeter
+from ..budget import Budget, BudgetMeter, Usage
 from ..interfaces import Candidate, Policy, Score, State, Verifier, VerifierFn, as_verifier
 from ..results import SearchResult, root_distribution, trace_from_path
 from ..tree import Tree
+
+_log = logging.getLogger("treesearch.search")
 
 __all__ = [
     "Aggregation",
@@ -60,6 +63,7 @@ __all__ = [
     "expand_and_score",
     "expand_node",
     "expand_nodes",
+    "log_stop",
     "make_result",
     "normalised_priors",
     "propose",
@@ -647,15 +651,34 @@ def vote(tree: Tree, nodes: Sequence[int], mode: str, answer_fn: AnswerFn | None
     return best(tree, [i for i, a in zip(nodes, answers, strict=True) if a == winner], root_score)
 
 
+def log_stop(algorithm: str, stop_reason: str, usage: Usage, num_nodes: int) -> None:
+    """One DEBUG line per search: why it stopped and what it spent."""
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug(
+            "%s stopped (%s): %d simulations, %d expansions, %d policy calls, %d tokens, "
+            "%d verifier calls, %d nodes, %.3f s",
+            algorithm,
+            stop_reason,
+            usage.simulations,
+            usage.expansions,
+            usage.policy_calls,
+            usage.tokens,
+            usage.verifier_calls,
+            num_nodes,
+            usage.wall_time,
+        )
+
+
 def make_result(
+    search: GuidedSearch,
     tree: Tree,
     meter: BudgetMeter,
     chosen: int | None,
     pool: Sequence[int],
-    answer_fn: AnswerFn | None,
     stop_reason: str,
 ) -> SearchResult:
     """The result record: ``chosen`` is the answer node, ``pool`` the nodes traced."""
+    answer_fn = search.answer_fn
     path = tree.path(chosen) if chosen is not None else []
     actions, dist = root_distribution(tree)
     answer = tree.state(chosen) if chosen is not None else None
@@ -663,7 +686,7 @@ def make_result(
         trace_from_path(tree, i, answer=answer_fn(tree.state(i)) if answer_fn else None)
         for i in pool
     )
-    return SearchResult(
+    result = SearchResult(
         action=tree.actions[path[1]] if len(path) > 1 else None,
         actions=actions,
         visit_distribution=dist,
@@ -675,3 +698,5 @@ def make_result(
         answer_text=answer_fn(answer) if answer_fn is not None and answer is not None else None,
         stop_reason=stop_reason,
     )
+    log_stop(type(search).__name__, stop_reason, result.usage, tree.num_nodes)
+    return result

@@ -120,4 +120,4 @@ class BeamSearch(GuidedSearch):
         # The vote sees the n best-scored finished states (the last beams when none finished).
         pool = by_score(tree, finished, root_score)[: self.n] if finished else last
         chosen = vote(tree, pool, self.mode, self.answer_fn)
-        return make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)
+        return make_result(self, tree, meter, chosen, finished + last, stop)

@@ -103,4 +103,4 @@ class BestFirst(GuidedSearch):
         except Stop as e:
             stop = e.reason
         chosen = best(tree, solutions, root_score)
-        return make_result(tree, meter, chosen, solutions, self.answer_fn, stop)
+        return make_result(self, tree, meter, chosen, solutions, stop)

@@ -117,7 +117,7 @@ class BestOfN(GuidedSearch):
                 done = []
         mode = "argmax" if self.mode == "plain" else self.mode
         chosen = vote(tree, done, mode, self.answer_fn)
-        return make_result(tree, meter, chosen, done, self.answer_fn, stop)
+        return make_result(self, tree, meter, chosen, done, stop)
 
     def _finished(self, tree: Tree, node: int) -> bool:
         return bool(tree.terminal[node]) or int(tree.depth[node]) >= self.max_depth

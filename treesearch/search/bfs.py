@@ -93,4 +93,4 @@ class BFS(GuidedSearch):
             stop = e.reason
         last = [i for i in frontier if i != Tree.ROOT]
         chosen = best(tree, finished or last, root_score)
-        return make_result(tree, meter, chosen, finished + last, self.answer_fn, stop)
+        return make_result(self, tree, meter, chosen, finished + last, stop)

@@ -117,4 +117,4 @@ class DFS(GuidedSearch):
         chosen = (
             solutions[0] if self.stop_at_first and solutions else best(tree, solutions, root_score)
         )
-        return make_result(tree, meter, chosen, solutions, self.answer_fn, stop)
+        return make_result(self, tree, meter, chosen, solutions, stop)

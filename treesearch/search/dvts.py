@@ -110,4 +110,4 @@ class DVTS(GuidedSearch):
             stop = e.reason
         candidates = [i for block in blocks for i in block]
         chosen = vote(tree, candidates, self.mode, self.answer_fn)
-        return make_result(tree, meter, chosen, candidates, self.answer_fn, stop)
+        return make_result(self, tree, meter, chosen, candidates, stop)

@@ -52,6 +52,7 @@ from ._common import (
     check_max_nodes,
     check_rng,
     expand_node,
+    log_stop,
     note_user_error,
     propose,
     resolve_verifier,
@@ -808,7 +809,7 @@ class MCTS:
         if self.solver and not math.isnan(tree.proven[Tree.ROOT]):
             root_value = float(tree.proven[Tree.ROOT]) + 0.0  # no negative zero
         traces = () if best is None else (trace_from_path(tree, self._follow(tree, best, rng)),)
-        return SearchResult(
+        result = SearchResult(
             action=action,
             actions=actions,
             visit_distribution=dist,
@@ -818,6 +819,8 @@ class MCTS:
             traces=traces,
             stop_reason=stop_reason,
         )
+        log_stop("MCTS", stop_reason, result.usage, tree.num_nodes)
+        return result
 
     def _final_choice(
         self, tree: Tree, kids: range, rng: np.random.Generator, *, sample: bool = True
