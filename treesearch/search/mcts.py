@@ -274,6 +274,32 @@ class MCTS:
             and meter.only_simulations
         ):
             return self._result(tree, meter, rng, self._run_plain(tree, meter, rng, root_priors))
+        stop_reason = self._run_general(tree, meter, rng, root_priors, cache)
+        return self._result(tree, meter, rng, stop_reason)
+
+    def _check_budget_binds(self, budget: Budget) -> None:
+        """Refuse a budget whose only limits this search never spends (it would never stop)."""
+        spent = ["simulations", "expansions", "policy_calls", "wall_time"]
+        if self.policy is not None:
+            spent += ["tokens", "verifier_calls"]
+        if all(getattr(budget, name) is None for name in spent):
+            raise ValueError(
+                f"this MCTS never spends the limits of {budget}; give it one of {spent} "
+                "(an evaluator search generates no tokens and calls no verifier on live leaves)"
+            )
+
+    def _run_general(
+        self,
+        tree: Tree,
+        meter: BudgetMeter,
+        rng: np.random.Generator,
+        root_priors: np.ndarray | None,
+        cache: dict[object, _Evaluated] | None,
+    ) -> str:
+        """Rounds of gather (with virtual loss), one batched evaluation, expansion and backup,
+        for every configuration. Returns the stop reason.
+        """
+        budget = meter.budget
         stop_reason = "exhausted"
         # Without a simulation or time limit only the limits below can end the search.
         open_ended = budget.simulations is None and budget.wall_time is None
@@ -326,18 +352,7 @@ class MCTS:
             if full:
                 stop_reason = "max_nodes"
                 break
-        return self._result(tree, meter, rng, stop_reason)
-
-    def _check_budget_binds(self, budget: Budget) -> None:
-        """Refuse a budget whose only limits this search never spends (it would never stop)."""
-        spent = ["simulations", "expansions", "policy_calls", "wall_time"]
-        if self.policy is not None:
-            spent += ["tokens", "verifier_calls"]
-        if all(getattr(budget, name) is None for name in spent):
-            raise ValueError(
-                f"this MCTS never spends the limits of {budget}; give it one of {spent} "
-                "(an evaluator search generates no tokens and calls no verifier on live leaves)"
-            )
+        return stop_reason
 
     def _run_plain(
         self,
