@@ -42,6 +42,8 @@ __all__ = [
     "check_evaluations",
     "check_scores",
     "check_value",
+    "describe_callable",
+    "describe_not_a_state",
 ]
 
 Action = Hashable
@@ -193,9 +195,33 @@ def as_verifier(verifier: Verifier | VerifierFn) -> Callable[[Sequence[State]], 
     return score
 
 
+def describe_callable(source: object, role: str) -> str:
+    """How error messages name a user's object: ``verifier my_prm`` or ``MyPRM``."""
+    if source is None:
+        return role
+    if callable(source) and hasattr(source, "__qualname__") and not isinstance(source, type):
+        qualname = source.__qualname__
+        owner = getattr(source, "__self__", None)
+        if owner is not None:  # a bound method such as prm.score
+            return f"{type(owner).__name__}.{getattr(source, '__name__', qualname)}"
+        return f"{role} {qualname}"
+    return type(source).__name__
+
+
+_STATE_MEMBERS = ("to_play", "key", "legal_actions", "step", "is_terminal", "terminal_value")
+
+
+def describe_not_a_state(obj: object) -> str:
+    """Why ``obj`` is not a State, for error messages."""
+    if isinstance(obj, type):
+        return f"got the class {obj.__name__}; pass an instance such as {obj.__name__}()"
+    missing = [m for m in _STATE_MEMBERS if not hasattr(obj, m)]
+    return f"got {type(obj).__name__}, which lacks {', '.join(missing) or 'nothing (check types)'}"
+
+
 def check_scores(raw: Any, expected: int, *, source: object = None) -> list[Score]:
     """Validate a verifier's output and turn it into a list of :class:`Score`."""
-    name = type(source).__name__ if source is not None else "verifier"
+    name = describe_callable(source, "verifier")
     if isinstance(raw, (str, bytes, Mapping)) or not hasattr(raw, "__len__"):
         raise TypeError(f"{name} must return a sequence of scores, got {type(raw).__name__}")
     if len(raw) != expected:

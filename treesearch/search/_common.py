@@ -35,7 +35,16 @@ import numpy as np
 
 from ..backup import backup, value_for_parent, value_for_player
 from ..budget import Budget, BudgetMeter, Usage
-from ..interfaces import Candidate, Policy, Score, State, Verifier, VerifierFn, as_verifier
+from ..interfaces import (
+    Candidate,
+    Policy,
+    Score,
+    State,
+    Verifier,
+    VerifierFn,
+    as_verifier,
+    describe_not_a_state,
+)
 from ..results import SearchResult, root_distribution, trace_from_path
 from ..tree import Tree
 
@@ -54,10 +63,12 @@ __all__ = [
     "check_beams",
     "check_choice",
     "check_int",
+    "check_legal",
     "check_max_nodes",
     "check_policy_role",
     "check_rng",
     "check_roles",
+    "check_root",
     "check_unit",
     "chooser_score",
     "expand_and_score",
@@ -211,14 +222,20 @@ class GuidedSearch:
         self.answer_fn = check_answer_fn(answer_fn)
 
 
+def check_root(root: object) -> None:
+    """Raise ``TypeError`` naming what is wrong unless ``root`` is a State instance."""
+    # A class has every member a State has, so the Protocol check alone would accept it.
+    if isinstance(root, type) or not isinstance(root, State):
+        raise TypeError(f"root must be a treesearch State: {describe_not_a_state(root)}")
+
+
 def start_search(
     root: State, budget: Budget, rng: object, max_nodes: int | None
 ) -> tuple[Tree, BudgetMeter]:
     """Validate the arguments of ``search`` and create its tree and meter."""
     check_rng(rng)
     meter = BudgetMeter(budget)
-    if not isinstance(root, State):
-        raise TypeError(f"root must be a treesearch State, got {type(root).__name__}")
+    check_root(root)
     tree = Tree(root, max_nodes=max_nodes)
     if tree.terminal[Tree.ROOT]:
         raise ValueError(f"cannot search from a terminal state: {root!r}")
@@ -235,7 +252,7 @@ def note_user_error(exc: BaseException, what: str, states: Sequence[State]) -> N
         if len(first) > 200:
             first = first[:200] + "..."
         exc.add_note(
-            f"treesearch: raised in {what} on a batch of {len(states)} state(s); "
+            f"treesearch: raised in {what}, called with a list of {len(states)} state(s); "
             f"first state: {first}"
         )
 
@@ -280,11 +297,21 @@ def propose(
         raw = policy.propose(states, rng=rng, max_tokens=max_tokens)
     if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__"):
         raise TypeError(f"{name}.propose must return one list of Candidates per state")
+    if any(isinstance(item, Candidate) for item in raw):
+        raise TypeError(
+            f"{name}.propose must return one list of Candidates per state; it returned a flat "
+            "list of Candidates (wrap it: one list for each state)"
+        )
     if len(raw) != len(states):
         raise ValueError(f"{name}.propose returned {len(raw)} lists for {len(states)} states")
     out: list[list[Candidate]] = []
     tokens = 0
     for i, cands in enumerate(raw):
+        if isinstance(cands, Candidate) or not hasattr(cands, "__iter__"):
+            raise TypeError(
+                f"{name}.propose must return one list of Candidates per state; item {i} is a "
+                f"{type(cands).__name__} (a flat list of Candidates for a single state?)"
+            )
         cands = list(cands)
         for c in cands:
             if not isinstance(c, Candidate):
@@ -308,7 +335,9 @@ def propose(
                     return None
                 raise ValueError(
                     f"empty expansion: {name}.propose returned no candidates for the "
-                    f"non-terminal state {state!r}"
+                    f"non-terminal state {state!r}; if it should have moves, check that step() "
+                    "leaves the state it was called on unchanged (treesearch.testing.check_state "
+                    "finds that)"
                 )
     return out
 
@@ -493,6 +522,22 @@ def require_scores(meter: BudgetMeter, count: int) -> None:
         raise _budget_stop(meter)
 
 
+def check_legal(policy: object, tree: Tree, node: int, candidates: Sequence[Candidate]) -> None:
+    """Raise unless every candidate is legal where the node's state lists its legal actions
+    (open-ended states, which list none, let the policy define the actions)."""
+    state = tree.state(node)
+    legal = state.legal_actions()
+    if not legal:
+        return
+    allowed = set(legal)
+    for c in candidates:
+        if c.action not in allowed:
+            raise ValueError(
+                f"{type(policy).__name__}.propose returned illegal action {c.action!r} for tree "
+                f"node {node} ({state!r}); legal actions: {tuple(legal)!r}"
+            )
+
+
 def propose_children(
     search: GuidedSearch,
     tree: Tree,
@@ -506,6 +551,8 @@ def propose_children(
     proposals = propose(search.policy, states, meter, rng, require_candidates=True)
     if proposals is None:
         raise _budget_stop(meter)
+    for node, candidates in zip(nodes, proposals, strict=True):
+        check_legal(search.policy, tree, node, candidates)
     return proposals
 
 

@@ -49,8 +49,10 @@ from ..tree import Tree, TreeFull
 from ._common import (
     check_choice,
     check_int,
+    check_legal,
     check_max_nodes,
     check_rng,
+    check_root,
     expand_node,
     log_stop,
     note_user_error,
@@ -71,6 +73,11 @@ _NARROW = 32
 # Without a simulation or time limit, a search whose rounds stop spending every limit that is
 # set ends after this many such rounds instead of running forever.
 _MAX_IDLE_ROUNDS = 1000
+
+_EMPTY_HINT = (
+    "if it should have moves, check that step() returns a new state and leaves the one it was "
+    "called on unchanged (treesearch.testing.check_state finds that)"
+)
 FinalChoice = Literal["visits", "q", "sample"]
 
 
@@ -256,12 +263,9 @@ class MCTS:
                 raise ValueError("cannot continue a tree without a root state (loaded from JSON?)")
             if int(tree.virtual_loss[: tree.num_nodes].sum()) != 0:
                 raise ValueError("tree has leftover virtual loss; was a search interrupted?")
-        elif isinstance(root, State):
-            tree = Tree(root, max_nodes=self.max_nodes)
         else:
-            raise TypeError(
-                f"root must be a State (or a Tree to continue), got {type(root).__name__}"
-            )
+            check_root(root)
+            tree = Tree(root, max_nodes=self.max_nodes)
         if tree.terminal[Tree.ROOT]:
             raise ValueError("cannot search from a terminal state")
         self._check_budget_binds(budget)
@@ -413,7 +417,7 @@ class MCTS:
                     if not actions:
                         raise ValueError(
                             f"empty expansion: no legal actions at non-terminal node {node} "
-                            f"({state!r})"
+                            f"({state!r}); {_EMPTY_HINT}"
                         )
                     ev = raw[0]
                     if (
@@ -669,10 +673,10 @@ class MCTS:
             if not len(children[0] if isinstance(children, tuple) else children):
                 raise ValueError(
                     f"empty expansion: no children proposed for non-terminal node {leaf} "
-                    f"({tree.state(leaf)!r})"
+                    f"({tree.state(leaf)!r}); {_EMPTY_HINT}"
                 )
             if not isinstance(children, tuple):
-                self._check_legal(tree, leaf, children)
+                check_legal(self.policy, tree, leaf, children)
         full = False
         for leaf, indices in todo.items():
             children, value = results[leaf]
@@ -698,19 +702,6 @@ class MCTS:
                 f"value_bounds={self.value_bounds}; pass MCTS(value_bounds=...) covering it"
             )
         return value
-
-    def _check_legal(self, tree: Tree, leaf: int, candidates: list[Candidate]) -> None:
-        """A policy may only propose legal actions where the state lists them."""
-        legal = tree.state(leaf).legal_actions()
-        if not legal:
-            return  # open-ended state: the policy defines the actions
-        allowed = set(legal)
-        for c in candidates:
-            if c.action not in allowed:
-                raise ValueError(
-                    f"{type(self.policy).__name__}.propose returned illegal action {c.action!r} "
-                    f"for tree node {leaf} ({tree.state(leaf)!r})"
-                )
 
     def _evaluate(
         self,
