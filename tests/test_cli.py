@@ -194,3 +194,23 @@ def test_demo_output_with_a_stand_in_search(tmp_path, capsys, monkeypatch):
 def test_demo_rejects_bad_sims(tmp_path):
     with pytest.raises(ValueError, match="sims"):
         run_demo(tmp_path, sims=0)
+
+
+def test_viz_prunes_large_trees_unless_asked_for_all(tmp_path, capsys):
+    tree = Tree(None)
+    for node in range(200):  # 1 + 4 * 200 = 801 nodes
+        tree.add_children(node, [0, 1, 2, 3], [0.25] * 4)
+    tree.visits[: tree.num_nodes] = np.arange(tree.num_nodes, 0, -1)
+    src = tmp_path / "big.json"
+    save_json(tree, src)
+    assert main(["viz", str(src), "-o", str(tmp_path / "pruned.dot")]) == 0
+    err = capsys.readouterr().err
+    assert "large tree (801 nodes)" in err and "--all" in err
+    pruned = (tmp_path / "pruned.dot").read_text()
+    assert main(["viz", str(src), "-o", str(tmp_path / "all.dot"), "--all"]) == 0
+    everything = (tmp_path / "all.dot").read_text()
+    assert everything.count("->") == 800
+    assert pruned.count("->") < 300  # 120 kept edges plus "+N more" summaries
+    # Explicit pruning options are taken as given, with no note.
+    assert main(["viz", str(src), "-o", str(tmp_path / "k.dot"), "--top-k", "2"]) == 0
+    assert "large tree" not in capsys.readouterr().err

@@ -40,6 +40,14 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert any(line.startswith("(3, 4, 3) 44 exhausted") for line in printed)
     assert (tmp_path / "tree.svg").read_text().lstrip().startswith("<?xml")
     assert (tmp_path / "tree.json").exists()
+    # The README's stand-in generator honours max_tokens, so a token budget ends the search.
+    import numpy as np
+
+    from treesearch import Budget
+
+    ns = sys.modules["examples_README"]
+    r = ns.search.search(ns.Sum(), Budget(tokens=10), rng=np.random.default_rng(0))
+    assert r.stop_reason == "tokens" and r.usage.tokens <= 10
 
 
 def test_algorithm_doc_examples_print_their_stated_output(monkeypatch):

@@ -24,6 +24,10 @@ from typing import Any
 __all__ = ["main", "run_demo"]
 
 _PROG = "treesearch"
+
+# Trees above this size are drawn pruned unless --all is given: depth and children per node.
+_BIG_TREE = 500
+_BIG_TREE_VIEW = (4, 3)
 _BAR_WIDTH = 30
 
 
@@ -178,6 +182,11 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="hide children with fewer than N visits",
     )
+    viz.add_argument(
+        "--all",
+        action="store_true",
+        help=f"draw every node of a tree over {_BIG_TREE} nodes (otherwise pruned by default)",
+    )
     viz.set_defaults(handler=_cmd_viz)
 
     demo = commands.add_parser(
@@ -215,9 +224,17 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     from .viz import load_json, render
 
     tree = load_json(args.tree)
-    path = render(
-        tree, args.output, max_depth=args.max_depth, top_k=args.top_k, min_visits=args.min_visits
-    )
+    max_depth, top_k = args.max_depth, args.top_k
+    unpruned = max_depth is None and top_k is None and args.min_visits == 0
+    if unpruned and not args.all and tree.num_nodes > _BIG_TREE:
+        # A picture of thousands of nodes is unreadable (and slow to lay out).
+        max_depth, top_k = _BIG_TREE_VIEW
+        print(
+            f"{_PROG}: large tree ({tree.num_nodes} nodes): drawing the {top_k} most visited "
+            f"children of each node to depth {max_depth}; pass --all to draw every node",
+            file=sys.stderr,
+        )
+    path = render(tree, args.output, max_depth=max_depth, top_k=top_k, min_visits=args.min_visits)
     print(f"wrote {path} ({tree.num_nodes} nodes in the tree)")
     return 0
 

@@ -971,3 +971,15 @@ def test_random_tree_state_validation(children, values, error, match):
 def test_strategy_arguments_are_validated(factory, match):
     with pytest.raises((ValueError, TypeError), match=match):
         factory()
+
+
+def test_check_policy_can_skip_the_token_check():
+    class Greedy:  # ignores max_tokens
+        def propose(self, states, *, rng, max_tokens=None):
+            return [[Candidate(a, 1.0, num_tokens=5) for a in s.legal_actions()] for s in states]
+
+    from treesearch.games import TicTacToe
+
+    with pytest.raises(ConformanceError, match="max_tokens"):
+        check_policy(Greedy(), [TicTacToe()], rng=np.random.default_rng(0))
+    check_policy(Greedy(), [TicTacToe()], rng=np.random.default_rng(0), max_tokens=None)

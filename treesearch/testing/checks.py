@@ -699,7 +699,7 @@ def check_policy(
     states: Sequence[State],
     *,
     rng: np.random.Generator,
-    max_tokens: int = 1,
+    max_tokens: int | None = 1,
     deterministic: bool = True,
     num_lines: int = 0,
     max_moves: int = 100,
@@ -723,7 +723,8 @@ def check_policy(
         policy: an object with ``propose(states, *, rng, max_tokens=None)``.
         states: non-terminal states to propose for.
         rng: seeds the generators handed to the policy and chooses the random lines.
-        max_tokens: a small token allowance the policy must respect.
+        max_tokens: a small token allowance the policy must respect; ``None`` skips that
+            check (for policies that generate no tokens).
         deterministic: check that equal seeds give equal candidates.
         num_lines: random lines to play from each state (0: check only ``states``).
         max_moves: the longest line.
@@ -733,7 +734,7 @@ def check_policy(
     """
     rng = _check_rng(rng)
     states = _check_states(states, allow_terminal=False)
-    if not _is_int(max_tokens) or max_tokens < 0:
+    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 0):
         raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
     num_lines, max_moves = _check_lines(num_lines, max_moves)
     name = type(policy).__name__
@@ -776,8 +777,12 @@ def check_policy(
             "draw every random choice from the rng argument (or pass deterministic=False)",
         )
     stochastic = first is None or other is None or not _same_list(first, other)
-    small = call(states, seed, f"called with max_tokens={max_tokens}", max_tokens=max_tokens)
-    if small is not None:
+    small = (
+        None
+        if max_tokens is None
+        else call(states, seed, f"called with max_tokens={max_tokens}", max_tokens=max_tokens)
+    )
+    if small is not None and max_tokens is not None:
         used = sum(c.num_tokens for cands in small for c in cands if isinstance(c, Candidate))
         if used > max_tokens:
             problems.add(
