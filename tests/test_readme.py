@@ -38,6 +38,7 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     printed = run_blocks(README, monkeypatch).splitlines()
     assert printed[0].startswith("2 ")  # Nim: take two, leaving a multiple of four
     assert any(line.startswith("(3, 4, 3) 44 exhausted") for line in printed)
+    assert "3 800" in printed  # the stand-in network's favourite move, one call per simulation
     assert (tmp_path / "tree.svg").read_text().lstrip().startswith("<?xml")
     assert (tmp_path / "tree.json").exists()
     # The README's stand-in generator honours max_tokens, so a token budget ends the search.

@@ -786,3 +786,18 @@ def test_each_search_logs_its_stop_at_debug(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("MCTS stopped (simulations): 7 simulations") for m in messages)
     assert any(m.startswith("BFS stopped") for m in messages)
+
+
+def test_all_zero_priors_fall_back_to_uniform_with_a_warning(caplog):
+    import logging
+
+    class Masked:
+        def evaluate(self, states, *, rng):
+            return [Evaluation(np.zeros(len(s.legal_actions())), 0.0) for s in states]
+
+    for budget in (Budget(simulations=3), Budget(simulations=3, wall_time=1e9)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="treesearch.search"):
+            r = MCTS(Masked()).search(TicTacToe(), budget, rng=rng())
+        np.testing.assert_allclose(r.tree.prior[1:10], 1 / 9)
+        assert any("prior 0 at tree node 0" in rec.getMessage() for rec in caplog.records)

@@ -20,6 +20,7 @@ follow the sign rule in ``docs/concepts.md``; :mod:`treesearch.backup` applies i
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ from ._common import (
 )
 
 __all__ = ["MCTS", "reuse_subtree", "visit_policy"]
+
+_log = logging.getLogger("treesearch.search")
 
 Selection = Literal["uct", "puct"]
 
@@ -431,8 +434,7 @@ class MCTS:
                     else:
                         priors, value = check_evaluation(ev, len(actions), source=self.evaluator)
                         total = priors.sum()
-                        n = len(actions)
-                        priors = priors / total if total > 0 else np.full(n, 1 / n)
+                        priors = priors / total if total > 0 else _uniform_for(node, len(actions))
                         raw_priors = ev.priors
                         if (
                             isinstance(raw_priors, np.ndarray)
@@ -735,7 +737,7 @@ class MCTS:
                 if total > 0:
                     priors = priors / total
                 elif len(actions):
-                    priors = np.full(len(actions), 1.0 / len(actions))
+                    priors = _uniform_for(leaves[i], len(actions))
                 out[i] = (
                     (actions, priors),
                     self._bounded(value, leaves[i], type(self.evaluator).__name__),
@@ -866,6 +868,16 @@ class MCTS:
         while (kids := tree.children(node)) and tree.visits[kids.start : kids.stop].max() > 0:
             node = kids.start + self._final_choice(tree, kids, rng, sample=False)
         return node
+
+
+def _uniform_for(node: int, num_actions: int) -> np.ndarray:
+    """Uniform priors for a node whose evaluator gave every legal action prior 0."""
+    _log.warning(
+        "evaluator gave every legal action prior 0 at tree node %d; using uniform priors "
+        "(a network that masks out all legal moves?)",
+        node,
+    )
+    return np.full(num_actions, 1.0 / num_actions)
 
 
 def reuse_subtree(tree: Tree, action: Action) -> Tree:
