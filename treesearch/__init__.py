@@ -3,6 +3,8 @@
 The core imports only numpy; torch, transformers and graphviz load lazily where needed.
 """
 
+import logging
+
 from .budget import Budget, BudgetMeter, Usage
 from .evaluators import LegalActionsPolicy, PolicyVerifierEvaluator, RandomRollout, UniformEvaluator
 from .interfaces import (
@@ -24,6 +26,10 @@ from .search.dfs import DFS
 from .search.dvts import DVTS
 from .search.mcts import MCTS, reuse_subtree
 from .tree import Node, Tree
+
+# A library logs and never prints: without this, Python would print warnings to stderr for
+# applications that have not configured logging.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

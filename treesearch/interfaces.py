@@ -19,7 +19,9 @@ two, negating when the player changes.
 
 from __future__ import annotations
 
+import functools
 import math
+import types
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -199,7 +201,13 @@ def describe_callable(source: object, role: str) -> str:
     """How error messages name a user's object: ``verifier my_prm`` or ``MyPRM``."""
     if source is None:
         return role
-    if callable(source) and hasattr(source, "__qualname__") and not isinstance(source, type):
+    if isinstance(source, type):  # a class passed where an instance belongs
+        return f"{role} {source.__name__} (a class)"
+    if isinstance(source, functools.partial):
+        return f"{role} {describe_callable(source.func, role).removeprefix(role + ' ')}"
+    if isinstance(source, types.BuiltinFunctionType):
+        return f"{role} {source.__name__}"
+    if callable(source) and hasattr(source, "__qualname__"):
         qualname = source.__qualname__
         owner = getattr(source, "__self__", None)
         if owner is not None:  # a bound method such as prm.score
@@ -215,7 +223,12 @@ def describe_not_a_state(obj: object) -> str:
     """Why ``obj`` is not a State, for error messages."""
     if isinstance(obj, type):
         return f"got the class {obj.__name__}; pass an instance such as {obj.__name__}()"
-    missing = [m for m in _STATE_MEMBERS if not hasattr(obj, m)]
+    missing = []
+    for member in _STATE_MEMBERS:
+        if hasattr(type(obj), member) and not hasattr(obj, member):
+            return f"got {type(obj).__name__}, whose {member} raised AttributeError when read"
+        if not hasattr(obj, member):
+            missing.append(member)
     return f"got {type(obj).__name__}, which lacks {', '.join(missing) or 'nothing (check types)'}"
 
 

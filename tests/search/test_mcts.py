@@ -795,9 +795,43 @@ def test_all_zero_priors_fall_back_to_uniform_with_a_warning(caplog):
         def evaluate(self, states, *, rng):
             return [Evaluation(np.zeros(len(s.legal_actions())), 0.0) for s in states]
 
-    for budget in (Budget(simulations=3), Budget(simulations=3, wall_time=1e9)):
+    for budget in (Budget(simulations=30), Budget(simulations=30, wall_time=1e9)):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="treesearch.search"):
-            r = MCTS(Masked()).search(TicTacToe(), budget, rng=rng())
+            r = MCTS(Masked(), solver=False).search(TicTacToe(), budget, rng=rng())
         np.testing.assert_allclose(r.tree.prior[1:10], 1 / 9)
-        assert any("prior 0 at tree node 0" in rec.getMessage() for rec in caplog.records)
+        warnings = [rec.getMessage() for rec in caplog.records]
+        assert len(warnings) == 1  # one line per search, not one per node
+        assert "prior 0 at 30 tree node(s) (first: node 0)" in warnings[0]
+
+
+@pytest.mark.parametrize(("winner_sign", "expected"), [(-1.0, 3), (1.0, 2)])
+def test_the_readme_sign_check_tells_right_from_wrong(winner_sign, expected):
+    """From Nim(3) the right sign takes all three stones; a backwards sign does not."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Nim:
+        stones: int
+        to_play: int = 0
+
+        @property
+        def key(self):
+            return (self.stones, self.to_play)
+
+        def legal_actions(self):
+            return tuple(range(1, min(3, self.stones) + 1))
+
+        def step(self, take):
+            return Nim(self.stones - take, 1 - self.to_play)
+
+        def is_terminal(self):
+            return self.stones == 0
+
+        def terminal_value(self):
+            return winner_sign if self.stones == 0 else None
+
+    r = MCTS(verifier=lambda s: [0.5 if x.stones % 4 else -0.5 for x in s]).search(
+        Nim(3), Budget(simulations=300), rng=rng()
+    )
+    assert r.action == expected and r.root_value == 1.0

@@ -157,9 +157,16 @@ def test_failed_round_expands_nothing():
     mcts = MCTS(policy=IllegalOnce(), verifier=lambda s: [0.0] * len(s), leaves_per_round=2)
     tree = mcts.search(TicTacToe(), Budget(simulations=3), rng=np.random.default_rng(0)).tree
     nodes_before = tree.num_nodes
+    snapshot = tree.to_dict()
     with pytest.raises(ValueError, match="illegal action 99"):
         mcts.search(tree, Budget(simulations=20), rng=np.random.default_rng(0))
     assert tree.num_nodes == nodes_before
+    # Statistics and scores are untouched. (to_play / terminal of children whose states were
+    # created while selecting are filled in lazily from the game: a cache, not search data.)
+    after = tree.to_dict()
+    for name in ("to_play", "terminal"):
+        del snapshot["arrays"][name], after["arrays"][name]
+    assert after == snapshot
     assert_tree_invariants(tree)
     again = mcts.search(tree, Budget(simulations=10), rng=np.random.default_rng(1))
     assert_tree_invariants(again.tree)

@@ -129,3 +129,35 @@ class Stuck:
 def test_an_empty_expansion_points_to_step_and_check_state(search):
     with pytest.raises(ValueError, match=r"empty expansion.*step\(\).*check_state"):
         search.search(Stuck(), Budget(simulations=10), rng=rng())
+
+
+def test_unhashable_actions_are_named():
+    class ListAction:
+        def propose(self, states, *, rng, max_tokens=None):
+            return [[Candidate([1, 2])] for _ in states]
+
+    with pytest.raises(TypeError, match=r"returned action \[1, 2\] \(list\).*must be hashable"):
+        BFS(ListAction(), lambda s: [0.5] * len(s)).search(
+            TicTacToe(), Budget(simulations=3), rng=rng()
+        )
+
+
+def test_callable_descriptions():
+    import functools
+
+    from treesearch.interfaces import describe_callable, describe_not_a_state
+
+    def prm(states, scale):
+        return [scale] * len(states)
+
+    assert describe_callable(prm, "verifier") == "verifier test_callable_descriptions.<locals>.prm"
+    assert describe_callable(functools.partial(prm, scale=1.0), "verifier").endswith(".prm")
+    assert describe_callable(len, "verifier") == "verifier len"
+    assert describe_callable(TicTacToe, "verifier") == "verifier TicTacToe (a class)"
+
+    class BrokenKey(TicTacToe):
+        @property
+        def key(self):
+            return self.no_such_attribute
+
+    assert "key raised AttributeError" in describe_not_a_state(BrokenKey())

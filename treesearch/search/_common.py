@@ -333,11 +333,17 @@ def propose(
                 if meter.budget.tokens is not None:
                     meter.stop_reason = meter.stop_reason or "tokens"
                     return None
+                if state.legal_actions():
+                    hint = "propose at least one of its legal actions"
+                else:  # no moves listed: open-ended, or a game left in a wrong state
+                    hint = (
+                        "an open-ended state needs at least one proposed step; a game state "
+                        "with no moves that is not terminal often means step() changed the state "
+                        "it was called on (treesearch.testing.check_state finds that)"
+                    )
                 raise ValueError(
                     f"empty expansion: {name}.propose returned no candidates for the "
-                    f"non-terminal state {state!r}; if it should have moves, check that step() "
-                    "leaves the state it was called on unchanged (treesearch.testing.check_state "
-                    "finds that)"
+                    f"non-terminal state {state!r}; {hint}"
                 )
     return out
 
@@ -531,7 +537,15 @@ def check_legal(policy: object, tree: Tree, node: int, candidates: Sequence[Cand
         return
     allowed = set(legal)
     for c in candidates:
-        if c.action not in allowed:
+        try:
+            known = c.action in allowed
+        except TypeError:  # unhashable
+            raise TypeError(
+                f"{type(policy).__name__}.propose returned action {c.action!r} "
+                f"({type(c.action).__name__}) for tree node {node}; actions must be hashable, "
+                f"like the state's legal actions {tuple(legal)!r}"
+            ) from None
+        if not known:
             raise ValueError(
                 f"{type(policy).__name__}.propose returned illegal action {c.action!r} for tree "
                 f"node {node} ({state!r}); legal actions: {tuple(legal)!r}"

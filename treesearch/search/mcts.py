@@ -274,14 +274,26 @@ class MCTS:
         self._check_budget_binds(budget)
         cache: dict[object, _Evaluated] | None = {} if self.transpositions else None
         root_priors = self._noised_root_priors(tree, rng)
-        if (
+        fused = (
             self.evaluator is not None
             and self.leaves_per_round == 1
             and cache is None
             and meter.only_simulations
-        ):
-            return self._result(tree, meter, rng, self._run_plain(tree, meter, rng, root_priors))
-        stop_reason = self._run_general(tree, meter, rng, root_priors, cache)
+        )
+        zero_priors: list[int] = []  # nodes whose evaluator gave every legal action prior 0
+        try:
+            if fused:
+                stop_reason = self._run_plain(tree, meter, rng, root_priors, zero_priors)
+            else:
+                stop_reason = self._run_general(tree, meter, rng, root_priors, cache, zero_priors)
+        finally:
+            if zero_priors:
+                _log.warning(
+                    "evaluator gave every legal action prior 0 at %d tree node(s) (first: node "
+                    "%d); used uniform priors there (a network that masks out all legal moves?)",
+                    len(zero_priors),
+                    zero_priors[0],
+                )
         return self._result(tree, meter, rng, stop_reason)
 
     def _check_budget_binds(self, budget: Budget) -> None:
@@ -302,6 +314,7 @@ class MCTS:
         rng: np.random.Generator,
         root_priors: np.ndarray | None,
         cache: dict[object, _Evaluated] | None,
+        zero_priors: list[int],
     ) -> str:
         """Rounds of gather (with virtual loss), one batched evaluation, expansion and backup,
         for every configuration. Returns the stop reason.
@@ -330,7 +343,7 @@ class MCTS:
             vl = self.virtual_loss if self.leaves_per_round > 1 else 0
             spent_before = [meter.used(n) for n in counted]
             try:
-                full = self._evaluate_and_expand(tree, pending, meter, rng, cache)
+                full = self._evaluate_and_expand(tree, pending, meter, rng, cache, zero_priors)
             except BaseException as exc:
                 # The round is abandoned: nothing was backed up, so take its virtual loss back
                 # and leave the tree usable (a caller may retry after a callback error).
@@ -367,6 +380,7 @@ class MCTS:
         meter: BudgetMeter,
         rng: np.random.Generator,
         root_priors: np.ndarray | None,
+        zero_priors: list[int],
     ) -> str:
         """The common case in one loop: an evaluator, one leaf per round, and a budget of
         simulations only. Same selection, checks and backup as the general loop, without its
@@ -405,7 +419,8 @@ class MCTS:
                 if terminal[node]:
                     value = self._known_value(tree, node)
                     if value is None:  # scored by the verifier
-                        value = self._evaluate(tree, [node], meter, rng)[0][1]
+                        value = self._evaluate(tree, [node], meter, rng, zero_priors)[0][1]
+                        tree.score[node] = value
                 else:
                     state = states[node]
                     assert state is not None  # created during the descent
@@ -434,7 +449,11 @@ class MCTS:
                     else:
                         priors, value = check_evaluation(ev, len(actions), source=self.evaluator)
                         total = priors.sum()
-                        priors = priors / total if total > 0 else _uniform_for(node, len(actions))
+                        priors = (
+                            priors / total
+                            if total > 0
+                            else _uniform_for(len(actions), node, zero_priors)
+                        )
                         raw_priors = ev.priors
                         if (
                             isinstance(raw_priors, np.ndarray)
@@ -648,6 +667,7 @@ class MCTS:
         meter: BudgetMeter,
         rng: np.random.Generator,
         cache: dict[object, _Evaluated] | None,
+        zero_priors: list[int],
     ) -> bool:
         """Fill in every pending value; expand new non-terminal leaves. True if the tree is full."""
         todo: dict[int, list[int]] = {}
@@ -663,7 +683,8 @@ class MCTS:
             else:
                 to_call.append(leaf)
         if to_call:
-            for leaf, res in zip(to_call, self._evaluate(tree, to_call, meter, rng), strict=True):
+            fresh = self._evaluate(tree, to_call, meter, rng, zero_priors)
+            for leaf, res in zip(to_call, fresh, strict=True):
                 results[leaf] = res
                 if cache is not None and res[0] is not None:
                     cache[tree.state(leaf).key] = res
@@ -679,6 +700,10 @@ class MCTS:
                 )
             if not isinstance(children, tuple):
                 check_legal(self.policy, tree, leaf, children)
+        # Only now change the tree: keep the verifier's scores of freshly scored leaves.
+        for leaf in to_call:
+            if self.policy is not None or tree.terminal[leaf]:
+                tree.score[leaf] = results[leaf][1]
         full = False
         for leaf, indices in todo.items():
             children, value = results[leaf]
@@ -711,6 +736,7 @@ class MCTS:
         leaves: list[int],
         meter: BudgetMeter,
         rng: np.random.Generator,
+        zero_priors: list[int],
     ) -> list[_Evaluated]:
         """(children or None for terminal leaves, value for the player to move) per leaf.
 
@@ -737,7 +763,7 @@ class MCTS:
                 if total > 0:
                     priors = priors / total
                 elif len(actions):
-                    priors = _uniform_for(leaves[i], len(actions))
+                    priors = _uniform_for(len(actions), leaves[i], zero_priors)
                 out[i] = (
                     (actions, priors),
                     self._bounded(value, leaves[i], type(self.evaluator).__name__),
@@ -758,7 +784,6 @@ class MCTS:
                 raise RuntimeError("budget refused a verifier call that was checked beforehand")
             for i, score in zip(dead, scores, strict=True):
                 out[i] = (out[i][0], self._bounded(score.value, leaves[i], "the verifier"))
-                tree.score[leaves[i]] = score.value
         return out
 
     def _propagate_proof(self, tree: Tree, path: list[int]) -> None:
@@ -870,13 +895,10 @@ class MCTS:
         return node
 
 
-def _uniform_for(node: int, num_actions: int) -> np.ndarray:
-    """Uniform priors for a node whose evaluator gave every legal action prior 0."""
-    _log.warning(
-        "evaluator gave every legal action prior 0 at tree node %d; using uniform priors "
-        "(a network that masks out all legal moves?)",
-        node,
-    )
+def _uniform_for(num_actions: int, node: int, zero_priors: list[int]) -> np.ndarray:
+    """Uniform priors for a node whose evaluator gave every legal action prior 0; the node is
+    noted so the search can warn once at its end."""
+    zero_priors.append(node)
     return np.full(num_actions, 1.0 / num_actions)
 
 

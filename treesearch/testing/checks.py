@@ -724,7 +724,8 @@ def check_policy(
         states: non-terminal states to propose for.
         rng: seeds the generators handed to the policy and chooses the random lines.
         max_tokens: a small token allowance the policy must respect; ``None`` skips that
-            check (for policies that generate no tokens).
+            check, for a policy meant to run only without a token budget (searches with a
+            ``tokens`` limit refuse a policy that goes over its allowance).
         deterministic: check that equal seeds give equal candidates.
         num_lines: random lines to play from each state (0: check only ``states``).
         max_moves: the longest line.
