@@ -33,32 +33,17 @@ def value_for_player(value: float, player: int, viewer: int) -> float:
 def backup(tree: Tree, leaf: int, value: float, *, virtual_loss: int = 0) -> None:
     """Add one visit and ``value`` (for the player to move at ``leaf``) along the leaf's path.
 
-    Iterative. ``virtual_loss`` reverts that much virtual loss, as applied by
-    :func:`apply_virtual_loss` during selection, on every node of the path.
+    ``virtual_loss`` reverts that much virtual loss, as applied by :func:`apply_virtual_loss`
+    during selection, on every node of the path.
     """
-    parent_of = tree.parent
-    to_play = tree.to_play
-    visits = tree.visits
-    value_sum = tree.value_sum
-    node = leaf
-    while True:
-        parent = int(parent_of[node])
-        if parent >= 0 and to_play[parent] != to_play[node]:
-            value = -value
-        visits[node] += 1 - virtual_loss
-        value_sum[node] += value + virtual_loss
-        if virtual_loss:
-            tree.virtual_loss[node] -= virtual_loss
-        if parent < 0:
-            return
-        node = parent
+    backup_path(tree, tree.path(leaf), value, virtual_loss=virtual_loss)
 
 
-def backup_path(tree: Tree, path: list[int], value: float) -> None:
-    """:func:`backup` along a known root-to-leaf ``path`` (no virtual loss).
+def backup_path(tree: Tree, path: list[int], value: float, *, virtual_loss: int = 0) -> None:
+    """:func:`backup` along a known root-to-leaf ``path``; the one implementation of the rule.
 
-    The same rule, walking the path list rather than reading parent pointers back from the
-    arrays, which is cheaper in the hot loop of a search that has just descended it.
+    Iterative, from the leaf up: each node's statistics get the value for its parent's player,
+    negated whenever the player changes; the root gets it for its own player.
     """
     to_play = tree.to_play
     visits = tree.visits
@@ -70,10 +55,12 @@ def backup_path(tree: Tree, path: list[int], value: float) -> None:
             value = -value
             player = parent_player
         node = path[i]
-        visits[node] += 1
-        value_sum[node] += value
-    visits[path[0]] += 1
-    value_sum[path[0]] += value
+        visits[node] += 1 - virtual_loss
+        value_sum[node] += value + virtual_loss
+    visits[path[0]] += 1 - virtual_loss
+    value_sum[path[0]] += value + virtual_loss
+    if virtual_loss:
+        tree.virtual_loss[path] -= virtual_loss
 
 
 def apply_virtual_loss(tree: Tree, path: list[int], amount: int) -> None:

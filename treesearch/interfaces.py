@@ -41,7 +41,6 @@ __all__ = [
     "as_verifier",
     "check_batch",
     "check_evaluation",
-    "check_evaluations",
     "check_scores",
     "check_value",
     "describe_callable",
@@ -293,15 +292,3 @@ def check_value(value: Any, *, index: int = 0, source: object = None) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{name} gave a non-finite value for state {index}: {value!r}")
     return number
-
-
-def check_evaluations(
-    raw: Any, states: Sequence[State], *, source: object = None
-) -> list[Evaluation]:
-    """Validate an evaluator's output against the states' legal actions."""
-    check_batch(raw, len(states), what="evaluations", source=source)
-    out = []
-    for i, (ev, state) in enumerate(zip(raw, states, strict=True)):
-        priors, value = check_evaluation(ev, len(state.legal_actions()), index=i, source=source)
-        out.append(Evaluation(priors, value))
-    return out

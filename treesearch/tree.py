@@ -245,16 +245,6 @@ class Tree:
         """Ids of nodes with no children."""
         return [i for i in range(self.num_nodes) if self.first_child[i] == self.UNEXPANDED]
 
-    def principal_variation(self) -> list[int]:
-        """Root-to-leaf path following the most visited child (ties: the first in order)."""
-        out = [self.ROOT]
-        node = self.ROOT
-        while (kids := self.children(node)) and self.visits[kids.start : kids.stop].max() > 0:
-            v = self.visits[kids.start : kids.stop]
-            node = kids.start + int(np.argmax(v))
-            out.append(node)
-        return out
-
     # ------------------------------------------------------------------ reuse
     def subtree(self, node: int) -> Tree:
         """A new tree rooted at ``node`` holding its descendants (tree reuse between moves).

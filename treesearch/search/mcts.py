@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..backup import apply_virtual_loss, backup, backup_path, value_for_parent
+from ..backup import apply_virtual_loss, backup_path, value_for_parent
 from ..budget import Budget, BudgetMeter
 from ..evaluators import LegalActionsPolicy
 from ..interfaces import (
@@ -355,7 +355,7 @@ class MCTS:
                 raise
             for item in pending:
                 assert item.value is not None  # filled by _evaluate_and_expand
-                backup(tree, item.path[-1], item.value, virtual_loss=vl)
+                backup_path(tree, item.path, item.value, virtual_loss=vl)
                 if self.solver:
                     self._propagate_proof(tree, item.path)
             meter.charge(simulations=len(pending))
