@@ -23,7 +23,7 @@ PACKAGE_DIRS = {
 }
 HEAVY = ("torch", "transformers", "graphviz", "networkx", "matplotlib", "hypothesis")
 # The README's test command; .ci/run runs it with "python3 -m pip" for "pip".
-README_TEST_COMMAND = 'pip install -e ".[dev,viz,bench]" && pytest'
+README_TEST_COMMAND = 'pip install -e ".[dev,hf,viz,bench]" && pytest'
 
 
 def run_python(code: str, *, cwd: Path, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
