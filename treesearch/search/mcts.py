@@ -20,11 +20,12 @@ follow the sign rule in ``docs/concepts.md``; :mod:`treesearch.backup` applies i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -82,6 +83,7 @@ _EMPTY_HINT = (
     "called on unchanged (treesearch.testing.check_state finds that)"
 )
 FinalChoice = Literal["visits", "q", "sample"]
+_T = TypeVar("_T")
 
 
 def visit_policy(visits: np.ndarray, temperature: float) -> np.ndarray:
@@ -114,6 +116,25 @@ _Evaluated = tuple["tuple[Sequence[Action], np.ndarray] | list[Candidate] | None
 
 class _OutOfBudget(Exception):
     """A budgeted call found its allowance spent mid-round (the policy's tokens)."""
+
+
+class _Abandoned(Exception):
+    """Thrown into a search's rounds when a sibling search in ``search_many`` failed."""
+
+
+@dataclass
+class _Run:
+    """One search in progress: its tree, budget meter and bookkeeping."""
+
+    tree: Tree
+    meter: BudgetMeter
+    root_priors: np.ndarray | None
+    cache: dict[object, _Evaluated] | None
+    zero_priors: list[int] = field(default_factory=list)  # nodes whose priors were all 0
+    stop_reason: str = "exhausted"
+
+
+_Rounds = Generator[tuple[list[State], str], Sequence[object], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +280,109 @@ class MCTS:
     ) -> SearchResult:
         """Run simulations from ``root`` (a state, or a tree to continue) within ``budget``."""
         rng = check_rng(rng)
+        run = self._start(root, budget, rng)
+        fused = (
+            self.evaluator is not None
+            and self.leaves_per_round == 1
+            and run.cache is None
+            and run.meter.only_simulations
+        )
+        try:
+            if fused:
+                run.stop_reason = self._run_plain(
+                    run.tree, run.meter, rng, run.root_priors, run.zero_priors
+                )
+            else:
+                rounds = self._run_general(run, rng)
+                request = next(rounds, None)
+                while request is not None:
+                    states, where = request
+                    try:
+                        with user_call(where, states):
+                            raw = self.evaluator.evaluate(states, rng=rng)  # type: ignore[union-attr]
+                    except BaseException as exc:
+                        rounds.throw(exc)  # undoes the round's virtual loss, then re-raises
+                        raise  # pragma: no cover (throw always re-raises)
+                    request = rounds.send(raw)
+        except StopIteration:
+            pass
+        finally:
+            self._warn_zero_priors(run)
+        return self._result(run.tree, run.meter, rng, run.stop_reason)
+
+    def search_many(
+        self, roots: Sequence[State | Tree], budget: Budget, *, rng: np.random.Generator
+    ) -> list[SearchResult]:
+        """Run one search per root in lock-step, evaluating the leaves of all trees together.
+
+        Each round gathers every live tree's leaves (``leaves_per_round`` each, with virtual
+        loss) and makes **one** ``evaluator.evaluate`` call for all of them: the batching that
+        self-play across games needs (design.md section 4). Every search gets its own copy of
+        ``budget`` and stops on its own; the rest go on. Each root may be a state or a tree to
+        continue (tree reuse). Results come back in the order of ``roots``.
+
+        Searches guided by a policy and verifier also run in lock-step, but their policy and
+        verifier calls are made per tree.
+        """
+        rng = check_rng(rng)
+        if isinstance(roots, (State, Tree)) or not isinstance(roots, Sequence):
+            raise TypeError(
+                f"roots must be a sequence of states or trees, got {type(roots).__name__}"
+            )
+        if not roots:
+            raise ValueError("search_many needs at least one root")
+        runs = [self._start(root, budget, rng) for root in roots]
+        ids = {id(run.tree) for run in runs}
+        if len(ids) != len(runs):
+            raise ValueError("search_many got the same tree twice; pass distinct trees")
+        rounds = [self._run_general(run, rng) for run in runs]
+        requests: dict[int, tuple[list[State], str]] = {}
+        try:
+            for i, gen in enumerate(rounds):
+                self._advance(i, gen, None, runs, requests)
+            while requests:
+                order = sorted(requests)
+                states = [state for i in order for state in requests[i][0]]
+                where = (
+                    f"{type(self.evaluator).__name__}.evaluate ({len(states)} leaves of "
+                    f"{len(order)} trees)"
+                )
+                with user_call(where, states):
+                    raw = self.evaluator.evaluate(states, rng=rng)  # type: ignore[union-attr]
+                check_batch(raw, len(states), what="evaluations", source=self.evaluator)
+                offset = 0
+                for i in order:
+                    n = len(requests.pop(i)[0])
+                    self._advance(i, rounds[i], list(raw[offset : offset + n]), runs, requests)
+                    offset += n
+        except BaseException:
+            # Every search waiting on an evaluation takes its round's virtual loss back.
+            for i in requests:
+                with contextlib.suppress(_Abandoned):
+                    rounds[i].throw(_Abandoned())
+            raise
+        finally:
+            for run in runs:
+                self._warn_zero_priors(run)
+        return [self._result(run.tree, run.meter, rng, run.stop_reason) for run in runs]
+
+    def _advance(
+        self,
+        index: int,
+        gen: _Rounds,
+        raw: list[object] | None,
+        runs: list[_Run],
+        requests: dict[int, tuple[list[State], str]],
+    ) -> None:
+        """Resume one search's rounds with its evaluations; record its next request, if any."""
+        try:
+            request = next(gen) if raw is None else gen.send(raw)
+        except StopIteration:
+            return
+        requests[index] = request
+
+    def _start(self, root: State | Tree, budget: Budget, rng: np.random.Generator) -> _Run:
+        """Validate a root and budget; the tree, meter and root noise of one search."""
         meter = BudgetMeter(budget)
         if isinstance(root, Tree):
             tree = root
@@ -273,28 +397,16 @@ class MCTS:
             raise ValueError("cannot search from a terminal state")
         self._check_budget_binds(budget)
         cache: dict[object, _Evaluated] | None = {} if self.transpositions else None
-        root_priors = self._noised_root_priors(tree, rng)
-        fused = (
-            self.evaluator is not None
-            and self.leaves_per_round == 1
-            and cache is None
-            and meter.only_simulations
-        )
-        zero_priors: list[int] = []  # nodes whose evaluator gave every legal action prior 0
-        try:
-            if fused:
-                stop_reason = self._run_plain(tree, meter, rng, root_priors, zero_priors)
-            else:
-                stop_reason = self._run_general(tree, meter, rng, root_priors, cache, zero_priors)
-        finally:
-            if zero_priors:
-                _log.warning(
-                    "evaluator gave every legal action prior 0 at %d tree node(s) (first: node "
-                    "%d); used uniform priors there (a network that masks out all legal moves?)",
-                    len(zero_priors),
-                    zero_priors[0],
-                )
-        return self._result(tree, meter, rng, stop_reason)
+        return _Run(tree, meter, self._noised_root_priors(tree, rng), cache)
+
+    def _warn_zero_priors(self, run: _Run) -> None:
+        if run.zero_priors:
+            _log.warning(
+                "evaluator gave every legal action prior 0 at %d tree node(s) (first: node "
+                "%d); used uniform priors there (a network that masks out all legal moves?)",
+                len(run.zero_priors),
+                run.zero_priors[0],
+            )
 
     def _check_budget_binds(self, budget: Budget) -> None:
         """Refuse a budget whose only limits this search never spends (it would never stop)."""
@@ -307,18 +419,16 @@ class MCTS:
                 "(an evaluator search generates no tokens and calls no verifier on live leaves)"
             )
 
-    def _run_general(
-        self,
-        tree: Tree,
-        meter: BudgetMeter,
-        rng: np.random.Generator,
-        root_priors: np.ndarray | None,
-        cache: dict[object, _Evaluated] | None,
-        zero_priors: list[int],
-    ) -> str:
+    def _run_general(self, run: _Run, rng: np.random.Generator) -> _Rounds:
         """Rounds of gather (with virtual loss), one batched evaluation, expansion and backup,
-        for every configuration. Returns the stop reason.
+        for every configuration; sets ``run.stop_reason``.
+
+        A generator: each evaluator call is yielded as ``(states, description)`` and the
+        evaluations are sent back, so that :meth:`search_many` can batch many trees' leaves
+        into one call. A policy/verifier search makes its calls itself and never yields.
         """
+        tree, meter, cache, zero_priors = run.tree, run.meter, run.cache, run.zero_priors
+        root_priors = run.root_priors
         budget = meter.budget
         stop_reason = "exhausted"
         # Without a simulation or time limit only the limits below can end the search.
@@ -343,7 +453,9 @@ class MCTS:
             vl = self.virtual_loss if self.leaves_per_round > 1 else 0
             spent_before = [meter.used(n) for n in counted]
             try:
-                full = self._evaluate_and_expand(tree, pending, meter, rng, cache, zero_priors)
+                full = yield from self._evaluate_and_expand(
+                    tree, pending, meter, rng, cache, zero_priors
+                )
             except BaseException as exc:
                 # The round is abandoned: nothing was backed up, so take its virtual loss back
                 # and leave the tree usable (a caller may retry after a callback error).
@@ -372,7 +484,7 @@ class MCTS:
             if full:
                 stop_reason = "max_nodes"
                 break
-        return stop_reason
+        run.stop_reason = stop_reason
 
     def _run_plain(
         self,
@@ -419,7 +531,10 @@ class MCTS:
                 if terminal[node]:
                     value = self._known_value(tree, node)
                     if value is None:  # scored by the verifier
-                        value = self._evaluate(tree, [node], meter, rng, zero_priors)[0][1]
+                        scored = _without_requests(
+                            self._evaluate(tree, [node], meter, rng, zero_priors)
+                        )
+                        value = scored[0][1]
                         tree.score[node] = value
                 else:
                     state = states[node]
@@ -668,7 +783,7 @@ class MCTS:
         rng: np.random.Generator,
         cache: dict[object, _Evaluated] | None,
         zero_priors: list[int],
-    ) -> bool:
+    ) -> Generator[tuple[list[State], str], Sequence[object], bool]:
         """Fill in every pending value; expand new non-terminal leaves. True if the tree is full."""
         todo: dict[int, list[int]] = {}
         for i, item in enumerate(pending):
@@ -683,7 +798,7 @@ class MCTS:
             else:
                 to_call.append(leaf)
         if to_call:
-            fresh = self._evaluate(tree, to_call, meter, rng, zero_priors)
+            fresh = yield from self._evaluate(tree, to_call, meter, rng, zero_priors)
             for leaf, res in zip(to_call, fresh, strict=True):
                 results[leaf] = res
                 if cache is not None and res[0] is not None:
@@ -737,7 +852,7 @@ class MCTS:
         meter: BudgetMeter,
         rng: np.random.Generator,
         zero_priors: list[int],
-    ) -> list[_Evaluated]:
+    ) -> Generator[tuple[list[State], str], Sequence[object], list[_Evaluated]]:
         """(children or None for terminal leaves, value for the player to move) per leaf.
 
         Children are ``(legal actions, normalised priors)`` from an evaluator, or the policy's
@@ -752,8 +867,7 @@ class MCTS:
             if live_states:
                 nodes = [leaves[i] for i in live]
                 where = f"{type(self.evaluator).__name__}.evaluate (tree nodes {nodes[:8]})"
-                with user_call(where, live_states):
-                    raw = self.evaluator.evaluate(live_states, rng=rng)
+                raw = yield live_states, where
             meter.charge(policy_calls=len(live_states))
             check_batch(raw, len(live_states), what="evaluations", source=self.evaluator)
             for i, state, ev in zip(live, live_states, raw, strict=True):
@@ -893,6 +1007,15 @@ class MCTS:
         while (kids := tree.children(node)) and tree.visits[kids.start : kids.stop].max() > 0:
             node = kids.start + self._final_choice(tree, kids, rng, sample=False)
         return node
+
+
+def _without_requests(gen: Generator[Any, Any, _T]) -> _T:
+    """Run a phase that cannot need the evaluator (terminal leaves only) to its result."""
+    try:
+        next(gen)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise RuntimeError("a terminal-only evaluation asked for the evaluator")
 
 
 def _uniform_for(num_actions: int, node: int, zero_priors: list[int]) -> np.ndarray:
