@@ -6,6 +6,8 @@ Subcommands:
   distribution, and writes ``tree.json`` and ``tree.svg``.
 * ``treesearch viz TREE.json -o OUT.svg``: draw a saved tree (``.svg``, ``.png``, ``.pdf`` or
   ``.dot`` by the output suffix).
+* ``treesearch arena`` and ``treesearch play``: a match between two game players, and a person
+  against an agent (:mod:`treesearch.cli_games`).
 
 The command owns the terminal: it prints here, the library never does. Exit status: 0 on
 success, 2 for usage errors, 1 (with a one-line ``treesearch: error: ...``) for bad input
@@ -20,6 +22,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .cli_games import add_game_commands
 
 __all__ = ["main", "run_demo"]
 
@@ -216,6 +220,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="columns played before searching, e.g. '332' (default: the empty board)",
     )
     demo.set_defaults(handler=_cmd_demo)
+    add_game_commands(commands)  # arena, play
     return parser
 
 
