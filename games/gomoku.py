@@ -150,6 +150,7 @@ class _Rules:
         "all_cells",
         "cell_bits",
         "exact",
+        "five",
         "k",
         "num_bytes",
         "num_cells",
@@ -198,6 +199,8 @@ class _Rules:
         if length < k:
             shifts.append(k - length)  # two overlapping runs of `length` make one of k
         self.run_shifts: tuple[int, ...] = tuple(shifts)
+        # Freestyle five in a row: the shift-and steps (1, 2, 1), unrolled in the hot loops.
+        self.five = k == 5 and not exact
 
     def runs(self, bits: int) -> int:
         """Start bits of every winning run in ``bits`` (k in a row; exactly k if ``exact``)."""
@@ -432,44 +435,55 @@ class Gomoku:
         rules = self._rules
         if type(action) is not int:
             action = _as_action(action, rules.num_cells)
-        if self._winner is not None or self._num_moves == rules.num_cells:
-            raise ValueError(
-                f"Gomoku: cannot play {self._describe(action)}, the game is over "
-                f"({self._outcome_text()})\n{self}"
-            )
         legal = self._legal
         if legal is None:
             legal = self.legal_actions()
         i = bisect_left(legal, action)
-        if i == len(legal) or legal[i] != action:
-            if not 0 <= action < rules.num_cells:
-                raise ValueError(
-                    f"Gomoku action must be a cell in 0..{rules.num_cells - 1} of the "
-                    f"{rules.size}x{rules.size} board, got {action}"
-                )
-            raise ValueError(
-                f"Gomoku: cell {format_move(action, rules.size)} (action {action}) is already "
-                f"taken\n{self}"
-            )
+        if i == len(legal) or legal[i] != action:  # over (no legal moves), off board or taken
+            raise self._illegal(action)
         bit = rules.cell_bits[action]
         player = self._to_play
         black, white = self._black, self._white
         if player == 0:
             black |= bit
-            won = rules.wins_through(black, action)
+            mine = black
         else:
             white |= bit
-            won = rules.wins_through(white, action)
-        return self._make(
-            rules,
-            black,
-            white,
-            self._num_moves + 1,
-            1 - player,
-            player if won else None,
-            action,
-            (action, self._history),
-            () if won else legal[:i] + legal[i + 1 :],
+            mine = white
+        if rules.five:  # the usual rule unrolled: runs of 2, 4, then 5 stones
+            runs = mine & (mine >> 1)
+            runs &= runs >> 2
+            runs &= runs >> 1
+        else:
+            runs = rules.runs(mine)
+        won = runs & rules.window_starts[action]
+        state = _new(Gomoku)
+        _set(state, "_rules", rules)
+        _set(state, "_black", black)
+        _set(state, "_white", white)
+        _set(state, "_num_moves", self._num_moves + 1)
+        _set(state, "_to_play", 1 - player)
+        _set(state, "_winner", player if won else None)
+        _set(state, "_last_move", action)
+        _set(state, "_history", (action, self._history))
+        _set(state, "_legal", () if won else legal[:i] + legal[i + 1 :])
+        return state
+
+    def _illegal(self, action: int) -> ValueError:
+        rules = self._rules
+        if self._winner is not None or self._num_moves == rules.num_cells:
+            return ValueError(
+                f"Gomoku: cannot play {self._describe(action)}, the game is over "
+                f"({self._outcome_text()})\n{self}"
+            )
+        if not 0 <= action < rules.num_cells:
+            return ValueError(
+                f"Gomoku action must be a cell in 0..{rules.num_cells - 1} of the "
+                f"{rules.size}x{rules.size} board, got {action}"
+            )
+        return ValueError(
+            f"Gomoku: cell {format_move(action, rules.size)} (action {action}) is already "
+            f"taken\n{self}"
         )
 
     def is_terminal(self) -> bool:
@@ -510,7 +524,7 @@ class Gomoku:
         pop = legal.pop
         cell_bits = rules.cell_bits
         starts = rules.window_starts
-        five = rules.run_shifts == (1, 2, 1) and not rules.exact
+        five = rules.five
         shifts, exact, k = rules.run_shifts, rules.exact, rules.k
         draw = rng.random
         depth = 0  # moves played before the current block

@@ -131,6 +131,17 @@ class Tree:
         """Nodes that can still be added, or ``None`` without a cap."""
         return None if self.max_nodes is None else self.max_nodes - self.num_nodes
 
+    def reserve(self, nodes: int) -> None:
+        """Make room for ``nodes`` more nodes now (at most up to ``max_nodes``).
+
+        A search that knows about how far its tree will grow allocates the arrays once instead
+        of doubling them on the way; each doubling copies every array into fresh memory.
+        """
+        room = self.room()
+        extra = int(nodes) if room is None else min(int(nodes), room)
+        if extra > 0:
+            self._reserve(extra)
+
     def add_children(
         self,
         node: int,

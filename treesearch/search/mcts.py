@@ -46,7 +46,7 @@ from ..interfaces import (
     check_value,
 )
 from ..results import SearchResult, root_distribution, trace_from_path
-from ..selection import alphazero_c, puct_scores, uct_scores
+from ..selection import alphazero_c, uct_scores
 from ..tree import Tree, TreeFull
 from ._common import (
     check_choice,
@@ -73,6 +73,7 @@ Selection = Literal["uct", "puct"]
 # Nodes with at most this many children are scored in plain Python (numpy's per-call overhead
 # dominates below it); wider nodes use one vectorised expression.
 _NARROW = 32
+_RESERVE_CAP = 1 << 20  # nodes the plain loop reserves up front at most (~66 MB)
 
 # Without a simulation or time limit, a search whose rounds stop spending every limit that is
 # set ends after this many such rounds instead of running forever.
@@ -504,9 +505,17 @@ class MCTS:
         evaluate = self.evaluator.evaluate
         name = type(self.evaluator).__name__
         best_child = self._best_child
+        limit = meter.budget.simulations
+        # Each simulation expands at most one node, with about as many children as the root
+        # has: reserving that at once spares the tree its repeated doublings (a tenth of a
+        # free-evaluator search on 15x15 Gomoku). Capped: a solved root stops early.
+        root_state = tree.states[Tree.ROOT]
+        assert root_state is not None  # search() refuses trees without one
+        width = int(tree.num_children[Tree.ROOT]) or len(root_state.legal_actions())
+        tree.reserve(min(limit * width, _RESERVE_CAP))
         states, first_child, num_children = tree.states, tree.first_child, tree.num_children
         terminal, proven = tree.terminal, tree.proven
-        limit, sims, calls, expansions = meter.budget.simulations, 0, 0, 0
+        sims, calls, expansions = 0, 0, 0
         lo, hi = self.value_bounds
         # The last read-only prior array an evaluator returned, and its normalised copy.
         checked_raw: np.ndarray | None = None
@@ -704,15 +713,27 @@ class MCTS:
         visits = tree.visits[start:end]
         value_sum = tree.value_sum[start:end]
         if self.selection == "uct":
+            if fpu == math.inf and skip is None:
+                # Unvisited children score +inf, so the argmax is the first of them.
+                first = int(visits.argmin())
+                if visits[first] == 0:
+                    return first
             scores = uct_scores(visits, value_sum, parent_visits, c=self.c, fpu=fpu)
         else:
             p = tree.prior[start:end] if priors is None else priors
-            scores = puct_scores(
-                visits, value_sum, p, parent_visits, c=self._c(parent_visits), fpu=fpu
-            )
+            # puct_scores() in fewer numpy calls (half the time on 225 children), equal to the
+            # bit: W / max(N, 1) is Q for visited children and 0 for unvisited ones, whose
+            # value sums the tree keeps at 0; the sums and products are the same, commuted.
+            scores = visits + 1.0
+            np.divide(math.sqrt(parent_visits), scores, out=scores)
+            scores *= self._c(parent_visits) * p
+            q = value_sum / np.maximum(visits, 1)
+            if fpu != 0.0:
+                np.copyto(q, fpu, where=visits == 0)
+            scores += q
         if skip is not None and not skip.all():
             scores = np.where(skip, -np.inf, scores)
-        return int(np.argmax(scores))
+        return int(scores.argmax())  # the method: np.argmax's dispatch costs ~1 us here
 
     def _best_child_narrow(
         self,
