@@ -23,6 +23,11 @@ Usage::
     python benchmarks/mcts_vs_openspiel.py --game connect_four --sims 1000
     python benchmarks/mcts_vs_openspiel.py --game tic_tac_toe --json      # JSON as the last line
     python benchmarks/mcts_vs_openspiel.py --game connect_four --profile  # cProfile our side
+    python benchmarks/mcts_vs_openspiel.py --game gomoku --size 9 --sims 1000 --json   # P1
+    python benchmarks/mcts_vs_openspiel.py --game gomoku --size 15 --sims 1000 --json  # P2
+
+Gomoku is five in a row (freestyle) on a ``--size`` board (default 9), OpenSpiel's
+``gomoku(size=..., connect=5)``.
 
 Adding a game is one entry in :data:`GAMES`.
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as _dt
+import functools
 import gc
 import io
 import json
@@ -49,7 +55,7 @@ import numpy as np
 
 from treesearch.budget import Budget
 from treesearch.evaluators import RandomRollout, UniformEvaluator
-from treesearch.games import ConnectFour, TicTacToe
+from treesearch.games import ConnectFour, Gomoku, TicTacToe
 from treesearch.search.mcts import MCTS
 
 try:
@@ -70,12 +76,18 @@ class GameSpec:
     openspiel_params: dict[str, Any] = field(default_factory=dict)
 
 
-# name -> (our State factory, OpenSpiel game name + params). Gomoku joins here, e.g.
-# "gomoku_9": GameSpec(lambda: Gomoku(size=9), "gomoku", {"size": 9}).
+def gomoku_spec(size: int = 9) -> GameSpec:
+    """Gomoku five in a row (freestyle) on a ``size x size`` board, both sides."""
+    return GameSpec(functools.partial(Gomoku, size, 5), "gomoku", {"size": size, "connect": 5})
+
+
+# name -> (our State factory, OpenSpiel game name + params); "gomoku" is resized by --size.
 GAMES: dict[str, GameSpec] = {
     "connect_four": GameSpec(ConnectFour, "connect_four"),
+    "gomoku": gomoku_spec(9),
     "tic_tac_toe": GameSpec(TicTacToe, "tic_tac_toe"),
 }
+SIZED_GAMES = {"gomoku": gomoku_spec}
 
 UCT_C = 2.0  # p1, both sides (OpenSpiel's examples use uct_c=2)
 
@@ -229,6 +241,7 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -270,8 +283,9 @@ def profile_ours(spec: GameSpec, sims: int, searches: int, seed: int, puct_c: fl
 def _table(report: dict) -> str:
     p1, p2 = report["p1"], report["p2"]
     m = report["machine"]
+    game = report["game"] + (f" {report['size']}x{report['size']}" if "size" in report else "")
     lines = [
-        f"game {report['game']}, {report['sims']} simulations, median of "
+        f"game {game}, {report['sims']} simulations, median of "
         f"{report['searches']} searches, seed {report['seed']}",
         f"machine: {m['processor']} ({m['cpus_usable']} usable of {m['cpu_count']} CPUs), "
         f"{m['platform']}, Python {m['python']}, OpenSpiel {m['open_spiel']}; {report['date']}",
@@ -294,6 +308,9 @@ def _table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--game", choices=sorted(GAMES), default="connect_four")
+    parser.add_argument(
+        "--size", type=int, default=None, help="board size for gomoku (default 9; 15 for P2)"
+    )
     parser.add_argument("--sims", type=int, default=1000, help="simulations per search")
     parser.add_argument("--searches", type=int, default=5, help="searches per side (median)")
     parser.add_argument("--seed", type=int, default=0)
@@ -304,15 +321,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.sims < 1 or args.searches < 1:
         parser.error("--sims and --searches must be positive")
 
-    spec = GAMES[args.game]
-    report = {
-        "game": args.game,
-        "sims": args.sims,
-        "searches": args.searches,
-        "seed": args.seed,
-        "machine": machine_info(),
-        "date": _dt.date.today().isoformat(),
-    }
+    if args.size is not None and args.game not in SIZED_GAMES:
+        parser.error(f"--size applies to {sorted(SIZED_GAMES)}, not {args.game}")
+    report: dict[str, Any] = {"game": args.game}
+    if args.game in SIZED_GAMES:
+        size = 9 if args.size is None else args.size
+        if not 5 <= size <= 26:
+            parser.error("--size must be in 5..26 (five in a row)")
+        spec = SIZED_GAMES[args.game](size)
+        report["size"] = size
+    else:
+        spec = GAMES[args.game]
+    report.update(
+        {
+            "sims": args.sims,
+            "searches": args.searches,
+            "seed": args.seed,
+            "machine": machine_info(),
+            "date": _dt.date.today().isoformat(),
+        }
+    )
     report.update(measure(spec, args.sims, args.searches, args.seed, args.puct_c))
     if args.profile:
         profile_ours(spec, args.sims, args.searches, args.seed, args.puct_c)
