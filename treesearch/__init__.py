@@ -18,6 +18,7 @@ from .interfaces import (
     Verifier,
 )
 from .results import SearchResult, Trace, TraceStep, read_traces, write_traces
+from .search.batched import BatchedMCTS, BatchedSearchResult
 from .search.beam import BeamSearch
 from .search.best_first import BestFirst
 from .search.best_of_n import BestOfN
@@ -39,6 +40,8 @@ __all__ = [
     "DVTS",
     "MCTS",
     "Action",
+    "BatchedMCTS",
+    "BatchedSearchResult",
     "BeamSearch",
     "BestFirst",
     "BestOfN",
