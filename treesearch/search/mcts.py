@@ -61,7 +61,6 @@ from ._common import (
     propose,
     resolve_verifier,
     score_states,
-    user_call,
 )
 
 __all__ = ["MCTS", "reuse_subtree", "visit_policy"]
@@ -135,7 +134,10 @@ class _Run:
     stop_reason: str = "exhausted"
 
 
-_Rounds = Generator[tuple[list[State], str], Sequence[object], None]
+# A search in progress yields (states, their tree nodes) for the evaluator and is sent back
+# the evaluations (search_many batches the requests of many trees into one call).
+_Request = tuple[list[State], list[int]]
+_Rounds = Generator[_Request, Sequence[object], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,29 +284,20 @@ class MCTS:
         """Run simulations from ``root`` (a state, or a tree to continue) within ``budget``."""
         rng = check_rng(rng)
         run = self._start(root, budget, rng)
-        fused = (
-            self.evaluator is not None
-            and self.leaves_per_round == 1
-            and run.cache is None
-            and run.meter.only_simulations
-        )
+        rounds = self._rounds(run, rng)
         try:
-            if fused:
-                run.stop_reason = self._run_plain(
-                    run.tree, run.meter, rng, run.root_priors, run.zero_priors
-                )
-            else:
-                rounds = self._run_general(run, rng)
-                request = next(rounds, None)
-                while request is not None:
-                    states, where = request
-                    try:
-                        with user_call(where, states):
-                            raw = self.evaluator.evaluate(states, rng=rng)  # type: ignore[union-attr]
-                    except BaseException as exc:
-                        rounds.throw(exc)  # undoes the round's virtual loss, then re-raises
-                        raise  # pragma: no cover (throw always re-raises)
-                    request = rounds.send(raw)
+            request = next(rounds)
+            evaluate = self.evaluator.evaluate  # type: ignore[union-attr] # only evaluators yield
+            while True:
+                states, nodes = request
+                try:
+                    raw = evaluate(states, rng=rng)
+                except BaseException as exc:
+                    if isinstance(exc, Exception):
+                        note_user_error(exc, self._describe_call(nodes), states)
+                    rounds.throw(exc)  # takes the round's virtual loss back, then re-raises
+                    raise  # pragma: no cover (throw always re-raises)
+                request = rounds.send(raw)
         except StopIteration:
             pass
         finally:
@@ -336,20 +329,23 @@ class MCTS:
         ids = {id(run.tree) for run in runs}
         if len(ids) != len(runs):
             raise ValueError("search_many got the same tree twice; pass distinct trees")
-        rounds = [self._run_general(run, rng) for run in runs]
-        requests: dict[int, tuple[list[State], str]] = {}
+        rounds = [self._rounds(run, rng) for run in runs]
+        requests: dict[int, _Request] = {}
         try:
             for i, gen in enumerate(rounds):
                 self._advance(i, gen, None, runs, requests)
             while requests:
                 order = sorted(requests)
                 states = [state for i in order for state in requests[i][0]]
-                where = (
-                    f"{type(self.evaluator).__name__}.evaluate ({len(states)} leaves of "
-                    f"{len(order)} trees)"
-                )
-                with user_call(where, states):
+                try:
                     raw = self.evaluator.evaluate(states, rng=rng)  # type: ignore[union-attr]
+                except Exception as exc:
+                    nodes = {i: requests[i][1][:4] for i in order[:4]}
+                    where = self._describe_call(
+                        [], f"{len(states)} leaves of {len(order)} trees; tree: nodes {nodes}"
+                    )
+                    note_user_error(exc, where, states)
+                    raise
                 check_batch(raw, len(states), what="evaluations", source=self.evaluator)
                 offset = 0
                 for i in order:
@@ -373,7 +369,7 @@ class MCTS:
         gen: _Rounds,
         raw: list[object] | None,
         runs: list[_Run],
-        requests: dict[int, tuple[list[State], str]],
+        requests: dict[int, _Request],
     ) -> None:
         """Resume one search's rounds with its evaluations; record its next request, if any."""
         try:
@@ -381,6 +377,21 @@ class MCTS:
         except StopIteration:
             return
         requests[index] = request
+
+    def _rounds(self, run: _Run, rng: np.random.Generator) -> _Rounds:
+        """The search loop for this configuration: the fused loop for the common case."""
+        fused = (
+            self.evaluator is not None
+            and self.leaves_per_round == 1
+            and run.cache is None
+            and run.meter.only_simulations
+        )
+        return self._run_plain(run, rng) if fused else self._run_general(run, rng)
+
+    def _describe_call(self, nodes: list[int], detail: str | None = None) -> str:
+        """How an error note names an evaluator call."""
+        what = detail if detail is not None else f"tree nodes {nodes[:8]}"
+        return f"{type(self.evaluator).__name__}.evaluate ({what})"
 
     def _start(self, root: State | Tree, budget: Budget, rng: np.random.Generator) -> _Run:
         """Validate a root and budget; the tree, meter and root noise of one search."""
@@ -424,7 +435,7 @@ class MCTS:
         """Rounds of gather (with virtual loss), one batched evaluation, expansion and backup,
         for every configuration; sets ``run.stop_reason``.
 
-        A generator: each evaluator call is yielded as ``(states, description)`` and the
+        A generator: each evaluator call is yielded as ``(states, tree nodes)`` and the
         evaluations are sent back, so that :meth:`search_many` can batch many trees' leaves
         into one call. A policy/verifier search makes its calls itself and never yields.
         """
@@ -487,22 +498,20 @@ class MCTS:
                 break
         run.stop_reason = stop_reason
 
-    def _run_plain(
-        self,
-        tree: Tree,
-        meter: BudgetMeter,
-        rng: np.random.Generator,
-        root_priors: np.ndarray | None,
-        zero_priors: list[int],
-    ) -> str:
+    def _run_plain(self, run: _Run, rng: np.random.Generator) -> _Rounds:
         """The common case in one loop: an evaluator, one leaf per round, and a budget of
         simulations only. Same selection, checks and backup as the general loop, without its
         per-round bookkeeping; tests/search/test_mcts_paths.py runs searches through both and
-        requires identical trees.
-        Returns the stop reason.
+        requires identical trees. A generator like :meth:`_run_general`; sets
+        ``run.stop_reason``.
         """
+        tree, meter, root_priors, zero_priors = (
+            run.tree,
+            run.meter,
+            run.root_priors,
+            run.zero_priors,
+        )
         assert self.evaluator is not None and meter.budget.simulations is not None
-        evaluate = self.evaluator.evaluate
         name = type(self.evaluator).__name__
         best_child = self._best_child
         limit = meter.budget.simulations
@@ -548,11 +557,7 @@ class MCTS:
                 else:
                     state = states[node]
                     assert state is not None  # created during the descent
-                    try:  # not `with user_call(...)`: a context manager costs ~1 us here
-                        raw = evaluate([state], rng=rng)
-                    except Exception as exc:
-                        note_user_error(exc, f"{name}.evaluate (tree nodes [{node}])", (state,))
-                        raise
+                    raw = yield [state], [node]
                     calls += 1
                     check_batch(raw, 1, what="evaluations", source=self.evaluator)
                     actions = state.legal_actions()
@@ -561,7 +566,7 @@ class MCTS:
                             f"empty expansion: no legal actions at non-terminal node {node} "
                             f"({state!r}); {_EMPTY_HINT}"
                         )
-                    ev = raw[0]
+                    ev: Any = raw[0]
                     if (
                         isinstance(ev, Evaluation)
                         and ev.priors is checked_raw
@@ -606,7 +611,7 @@ class MCTS:
                     break
         finally:
             meter.charge(simulations=sims, policy_calls=calls, expansions=expansions)
-        return stop
+            run.stop_reason = stop
 
     # ------------------------------------------------------------------ phases
     def _gather(
@@ -804,7 +809,7 @@ class MCTS:
         rng: np.random.Generator,
         cache: dict[object, _Evaluated] | None,
         zero_priors: list[int],
-    ) -> Generator[tuple[list[State], str], Sequence[object], bool]:
+    ) -> Generator[_Request, Sequence[object], bool]:
         """Fill in every pending value; expand new non-terminal leaves. True if the tree is full."""
         todo: dict[int, list[int]] = {}
         for i, item in enumerate(pending):
@@ -873,7 +878,7 @@ class MCTS:
         meter: BudgetMeter,
         rng: np.random.Generator,
         zero_priors: list[int],
-    ) -> Generator[tuple[list[State], str], Sequence[object], list[_Evaluated]]:
+    ) -> Generator[_Request, Sequence[object], list[_Evaluated]]:
         """(children or None for terminal leaves, value for the player to move) per leaf.
 
         Children are ``(legal actions, normalised priors)`` from an evaluator, or the policy's
@@ -887,8 +892,7 @@ class MCTS:
             raw: Sequence[object] = []
             if live_states:
                 nodes = [leaves[i] for i in live]
-                where = f"{type(self.evaluator).__name__}.evaluate (tree nodes {nodes[:8]})"
-                raw = yield live_states, where
+                raw = yield live_states, nodes
             meter.charge(policy_calls=len(live_states))
             check_batch(raw, len(live_states), what="evaluations", source=self.evaluator)
             for i, state, ev in zip(live, live_states, raw, strict=True):
