@@ -8,6 +8,8 @@ Subcommands:
   ``.dot`` by the output suffix).
 * ``treesearch arena`` and ``treesearch play``: a match between two game players, and a person
   against an agent (:mod:`treesearch.cli_games`).
+* ``treesearch train gomoku``: AlphaZero self-play training with checkpoints and resume
+  (:mod:`treesearch.cli_train`).
 
 The command owns the terminal: it prints here, the library never does. Exit status: 0 on
 success, 2 for usage errors, 1 (with a one-line ``treesearch: error: ...``) for bad input
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_games import add_game_commands
+from .cli_train import add_train_command
 
 __all__ = ["main", "run_demo"]
 
@@ -221,6 +224,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_cmd_demo)
     add_game_commands(commands)  # arena, play
+    add_train_command(commands)  # train gomoku
     return parser
 
 
