@@ -275,8 +275,8 @@ def format_iteration(line: dict[str, Any], config: AlphaZeroConfig) -> str:
 
 
 class _Progress:
-    """The stderr bar (redrawn in place on a terminal, at most every 0.1 s) and the stdout
-    summary line of each iteration."""
+    """The stderr bar (redrawn in place on a terminal) and the stdout summary line of each
+    iteration."""
 
     _INTERVAL = 0.1
 
@@ -284,6 +284,8 @@ class _Progress:
         self.config = config
         self.bar = bar
         self.drawn_at = 0.0
+        self.stage: tuple[int, str] | None = None
+        self.done = -1
         self.started = time.perf_counter()
         self.dirty = False
 
@@ -303,9 +305,14 @@ class _Progress:
         if not self.bar:
             return
         now = time.perf_counter()
-        if event.done not in (0, event.total) and now - self.drawn_at < self._INTERVAL:
-            return
-        self.drawn_at = now
+        stage = (event.iteration, event.phase)
+        if stage == self.stage and event.done != event.total:
+            # Within a phase: redraw for a new count at most every 0.1 s, else every second
+            # (arena games report every move, and the clock should keep moving).
+            wait = self._INTERVAL if event.done != self.done else 1.0
+            if now - self.drawn_at < wait:
+                return
+        self.drawn_at, self.stage, self.done = now, stage, event.done
         filled = round(_BAR_WIDTH * event.done / event.total) if event.total else _BAR_WIDTH
         unit = _PHASE_UNITS.get(event.phase, "")
         sys.stderr.write(

@@ -111,9 +111,9 @@ class AlphaZeroConfig:
     together), 128 Adam steps of 256 positions (lr 2e-3, c = 1e-4) from a 50,000-position
     replay buffer with symmetry augmentation, a 4-block, 32-channel residual network, then 6
     arena games against the previous network and 10 against pure MCTS with 400 random
-    rollouts per move (the networks search 64 simulations there). An iteration is about
-    2,000 positions and 100-110 s of one CPU core (self-play about half, training and arena
-    a quarter each), and each ends with a checkpoint.
+    rollouts per move (the networks search 64 simulations there). The first iteration is
+    about 2,000 positions and 90-100 s of one CPU core (self-play about 70%, arena 18%,
+    training 12%), and each iteration ends with a checkpoint.
 
     Attributes:
         size: board side (3..26).
