@@ -180,6 +180,10 @@ def test_wheel_holds_only_the_treesearch_namespace(tmp_path):
             if shipped not in names:
                 missing.append(shipped)
     assert missing == [], f"not in the wheel (add the package to pyproject.toml): {missing}"
+    # The shipped Gomoku agents are package data (pyproject.toml [tool.setuptools.package-data]).
+    agents = sorted((ROOT / "games" / "agents").glob("*.safetensors"))
+    unshipped = [p.name for p in agents if f"treesearch/games/agents/{p.name}" not in names]
+    assert unshipped == [], f"shipped agents missing from the wheel: {unshipped}"
 
 
 def test_all_public_names_import():
