@@ -101,6 +101,7 @@ def test_viz_unknown_output_format(tmp_path, capsys):
         ["viz", "tree.json", "-o", "x.svg", "--max-depth", "deep"],
         ["demo", "--sims", "0"],
         ["demo", "--opening", "38"],
+        ["demo", "--gomoku-sims", "0"],
     ],
 )
 def test_usage_errors_exit_2(argv, capsys):
@@ -138,7 +139,8 @@ def test_demo_runs_real_mcts(tmp_path, capsys):
     summary = run_demo(tmp_path / "a", sims=200, seed=1)
     check_demo(summary, tmp_path / "a", 200)
     # the same search through the command line prints the table and the move
-    assert main(["demo", "--out", str(tmp_path / "b"), "--sims", "200", "--seed", "1"]) == 0
+    argv = ["demo", "--out", str(tmp_path / "b"), "--sims", "200", "--seed", "1", "--no-gomoku"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"chosen move: column {summary['action']}" in out
     assert "column" in out and "visits" in out and "share" in out
@@ -179,7 +181,8 @@ def test_demo_output_with_a_stand_in_search(tmp_path, capsys, monkeypatch):
     fake = types.ModuleType("treesearch.search.mcts")
     fake.MCTS = FakeMCTS
     monkeypatch.setitem(sys.modules, "treesearch.search.mcts", fake)
-    assert main(["demo", "--out", str(tmp_path), "--sims", "40", "--opening", "33"]) == 0
+    argv = ["demo", "--out", str(tmp_path), "--sims", "40", "--opening", "33", "--no-gomoku"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "X to move" in lines[0] and "40 simulations" in lines[0]
@@ -214,3 +217,108 @@ def test_viz_prunes_large_trees_unless_asked_for_all(tmp_path, capsys):
     # Explicit pruning options are taken as given, with no note.
     assert main(["viz", str(src), "-o", str(tmp_path / "k.dot"), "--top-k", "2"]) == 0
     assert "large tree" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ demo: gomoku
+@pytest.fixture
+def tiny_agent(tmp_path):
+    """A small untrained 9x9 network saved like a shipped agent; torch's thread count is
+    restored afterwards (the demo sets one thread)."""
+    torch = pytest.importorskip("torch")
+    from treesearch.games.nets import PolicyValueNet, save_net
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    net = PolicyValueNet(9, blocks=1, channels=8, value_hidden=8)
+    path = save_net(tmp_path / "tiny9.safetensors", net, metadata={"game": "gomoku", "k": "5"})
+    yield path
+    torch.set_num_threads(threads)
+
+
+def check_gomoku_pictures(out_dir, moves, first_move, agent_sims):
+    from treesearch.games.gomoku import Gomoku
+
+    final = Gomoku.from_moves(moves, size=9)
+    assert final.is_terminal()
+    root = ET.parse(out_dir / "gomoku-final.svg").getroot()
+    stones = [c.get("fill") for c in root.iter(f"{SVG}circle") if c.get("r") == "14.7"]
+    assert stones.count("#000") == (len(moves) + 1) // 2  # black (the agent) moved first
+    assert stones.count("#fff") == len(moves) // 2
+    texts = [el.text for el in root.iter(f"{SVG}text")]
+    assert [str(n) in texts for n in range(1, len(moves) + 1)] == [True] * len(moves)
+    assert str(len(moves) + 1) not in texts
+    if shutil.which("dot"):
+        texts = assert_svg(out_dir / "gomoku-tree.svg")
+        assert texts[0] == "root" and texts[1].startswith(f"N={agent_sims} ")
+        assert first_move in texts  # actions drawn as coordinates
+        assert any(t.endswith(" more") for t in texts)  # a big tree is pruned, as viz does
+    else:
+        assert "->" in (out_dir / "gomoku-tree.dot").read_text()
+
+
+def test_demo_plays_the_shipped_gomoku_agent(tmp_path, capsys, monkeypatch, tiny_agent):
+    import treesearch.games.arena as arena
+    from treesearch.cli import run_gomoku_demo
+    from treesearch.games.gomoku import Gomoku, format_move
+
+    monkeypatch.setattr(arena, "shipped_agent_path", lambda size=9, k=5: tiny_agent)
+    out_dir = tmp_path / "demo"
+    argv = ["demo", "--out", str(out_dir), "--sims", "30", "--seed", "3", "--gomoku-sims", "12"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "chosen move: column" in out  # the connect-four part comes first
+    lines = out[out.index("Gomoku 9x9") :].splitlines()
+    assert "tiny9.safetensors" in lines[0] and "12 simulations per move" in lines[0]
+    # The same game again, from Python: the seed fixes it.
+    lines_seen: list[str] = []
+    summary = run_gomoku_demo(
+        tmp_path / "again", tiny_agent, agent_sims=12, seed=3, progress=lines_seen.append
+    )
+    moves = summary["moves"]
+    played = [line.split()[2] for line in lines[1 : 1 + len(moves)]]
+    assert played == moves == [line.split()[2] for line in lines_seen[1:]]
+    colours = [line.split()[1] for line in lines[1 : 1 + len(moves)]]
+    assert colours == ["XO"[i % 2] for i in range(len(moves))]
+    final = Gomoku.from_moves(moves, size=9)
+    assert summary["winner"] == (None if final.winner is None else ("agent", "mcts")[final.winner])
+    assert summary["winning_line"] == [format_move(a, 9) for a in final.winning_line()]
+    if final.winner is not None:
+        assert f"wins in {len(moves)} moves: {' '.join(summary['winning_line'])}" in out
+    assert str(out_dir / "gomoku-final.svg") in out
+    check_gomoku_pictures(out_dir, moves, moves[0], 12)
+    assert (out_dir / "gomoku-final.svg").read_text() == (
+        tmp_path / "again" / "gomoku-final.svg"
+    ).read_text()
+
+
+def test_demo_without_a_shipped_agent_skips_gomoku_with_a_note(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("treesearch.games.arena")
+    import treesearch.games.arena as arena
+
+    monkeypatch.setattr(arena, "shipped_agent_path", lambda size=9, k=5: None)
+    assert main(["demo", "--out", str(tmp_path), "--sims", "20"]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("Gomoku")]
+    assert len(notes) == 1
+    assert notes[0].startswith("Gomoku: skipped (") and "gomoku9.safetensors" in notes[0]
+    assert (tmp_path / "tree.json").exists()
+    assert not (tmp_path / "gomoku-final.svg").exists()
+    assert not (tmp_path / "gomoku-tree.svg").exists()
+
+
+def test_demo_with_a_missing_agent_file_is_a_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "nope.safetensors"
+    argv = ["demo", "--out", str(tmp_path), "--sims", "20", "--gomoku-agent", str(missing)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "treesearch: error: " in err and "nope.safetensors" in err
+    assert "Traceback" not in err
+
+
+def test_run_demo_takes_the_gomoku_agent_as_an_argument(tmp_path, tiny_agent):
+    assert run_demo(tmp_path / "none", sims=20)["gomoku"] is None
+    summary = run_demo(tmp_path / "with", sims=20, seed=5, gomoku_agent=tiny_agent, gomoku_sims=8)
+    gomoku = summary["gomoku"]
+    assert (gomoku["size"], gomoku["k"]) == (9, 5)
+    assert gomoku["paths"]["final"] == tmp_path / "with" / "gomoku-final.svg"
+    check_gomoku_pictures(tmp_path / "with", gomoku["moves"], gomoku["moves"][0], 8)

@@ -3,7 +3,9 @@
 Subcommands:
 
 * ``treesearch demo``: MCTS on a connect-four position; prints the move and the root's visit
-  distribution, and writes ``tree.json`` and ``tree.svg``.
+  distribution, and writes ``tree.json`` and ``tree.svg``. Then, when a trained Gomoku agent is
+  shipped (or given), it plays a 9x9 game against UCT MCTS and draws the final position
+  (``gomoku-final.svg``) and its first search tree (``gomoku-tree.svg``).
 * ``treesearch viz TREE.json -o OUT.svg``: draw a saved tree (``.svg``, ``.png``, ``.pdf`` or
   ``.dot`` by the output suffix).
 * ``treesearch arena`` and ``treesearch play``: a match between two game players, and a person
@@ -28,7 +30,7 @@ from typing import Any
 from .cli_games import add_game_commands
 from .cli_train import add_train_command
 
-__all__ = ["main", "run_demo"]
+__all__ = ["main", "run_demo", "run_gomoku_demo"]
 
 _PROG = "treesearch"
 
@@ -45,20 +47,30 @@ def run_demo(
     sims: int = 2000,
     seed: int | None = 0,
     opening: Sequence[int] = (),
+    gomoku_agent: str | os.PathLike[str] | None = None,
+    gomoku_sims: int = 200,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run UCT with random rollouts on a connect-four position and save the tree.
+    """Run UCT with random rollouts on a connect-four position and save the tree; then, given
+    a Gomoku agent, play it against UCT MCTS (:func:`run_gomoku_demo`).
 
     Args:
         out_dir: folder for ``tree.json`` and ``tree.svg`` (created if missing).
         sims: MCTS simulations.
-        seed: seed of the search's random generator.
+        seed: seed of the search's random generator (and of the Gomoku game).
         opening: columns played from the empty board before searching.
+        gomoku_agent: a network saved by :func:`treesearch.games.nets.save_net` (the shipped
+            one is :func:`treesearch.games.arena.shipped_agent_path`); ``None`` leaves the
+            Gomoku game out.
+        gomoku_sims: the agent's simulations per move.
+        progress: receives the Gomoku game's lines as they happen.
 
     Returns:
         A summary: ``board`` (text), ``to_play``, ``action``, ``actions``, ``visits``,
         ``distribution``, ``q`` (per root child, for the player to move), ``root_value``,
-        ``usage`` (dict), ``paths`` (``json`` and ``svg``, or ``dot`` when Graphviz is missing)
-        and ``warning`` (``None`` or why the SVG could not be drawn).
+        ``usage`` (dict), ``paths`` (``json`` and ``svg``, or ``dot`` when Graphviz is missing),
+        ``warning`` (``None`` or why the SVG could not be drawn) and ``gomoku`` (the summary of
+        :func:`run_gomoku_demo`, or ``None``).
     """
     import numpy as np
 
@@ -88,6 +100,11 @@ def run_demo(
         warning = str(exc)
         paths["dot"] = render(tree, out / "tree.dot", **view)
 
+    gomoku = None
+    if gomoku_agent is not None:
+        gomoku = run_gomoku_demo(
+            out, gomoku_agent, agent_sims=gomoku_sims, seed=seed, progress=progress
+        )
     kids = tree.children(tree.ROOT)
     return {
         "board": str(state),
@@ -101,7 +118,149 @@ def run_demo(
         "usage": result.usage.to_dict(),
         "paths": paths,
         "warning": warning,
+        "gomoku": gomoku,
     }
+
+
+def run_gomoku_demo(
+    out_dir: str | os.PathLike[str],
+    agent: str | os.PathLike[str],
+    *,
+    agent_sims: int = 200,
+    opponent_sims: int = 400,
+    seed: int | None = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """One Gomoku game: an AlphaZero agent (PUCT with its network, black) against this
+    library's UCT MCTS with random rollouts (white), on the agent's board (``k`` from its
+    metadata, default 5).
+
+    Writes ``gomoku-final.svg`` (the final position, moves numbered) and ``gomoku-tree.svg``
+    (the agent's search tree for its first move, actions as coordinates; a tree over
+    ``_BIG_TREE`` nodes is drawn to depth 4 with the 3 most visited children of each node, as
+    ``treesearch viz`` does; ``gomoku-tree.dot`` when Graphviz is missing) into ``out_dir``.
+
+    Args:
+        out_dir: output folder (created if missing).
+        agent: a network file written by :func:`treesearch.games.nets.save_net`.
+        agent_sims: the agent's simulations per move.
+        opponent_sims: UCT simulations per move.
+        seed: seed of the game's random generator.
+        progress: receives a heading line, then one line per move as it is played.
+
+    Returns:
+        ``size``, ``k``, ``moves`` (coordinates such as ``e5``), ``actions``, ``winner``
+        (``"agent"``, ``"mcts"`` or ``None`` for a draw), ``winning_line`` (coordinates),
+        ``agent_seconds`` and ``opponent_seconds`` (totals), ``tree_nodes`` and ``tree_pruned``
+        (the first search tree), ``paths`` (``final`` and ``tree``, or ``tree_dot``) and
+        ``warning`` (``None`` or why the tree SVG could not be drawn).
+
+    Raises:
+        FileNotFoundError: no file at ``agent``.
+        ValueError: a file that is not a network, or bad simulation counts.
+    """
+    import time
+
+    import numpy as np
+
+    from .games.arena import AlphaZeroPlayer, MCTSPlayer
+    from .games.gomoku import Gomoku, format_move
+    from .games.nets import load_net
+    from .tree import Tree
+    from .viz import render
+
+    net = load_net(agent)
+    size = int(net.size)
+    stored_k = net.metadata.get("k", "5")
+    try:
+        k = int(stored_k)
+    except ValueError:
+        raise ValueError(
+            f"{os.fspath(agent)!r}: bad k in the network's metadata: {stored_k!r}"
+        ) from None
+    players = (
+        AlphaZeroPlayer(net, simulations=agent_sims, name="AlphaZero"),
+        MCTSPlayer(simulations=opponent_sims, name="UCT"),
+    )
+    emit = progress if progress is not None else (lambda line: None)
+    emit(
+        f"Gomoku {size}x{size}, {k} in a row: AlphaZero agent {Path(agent).name} (X, "
+        f"{agent_sims} simulations per move) against UCT with random rollouts (O, "
+        f"{opponent_sims} simulations per move), seed {seed}"
+    )
+    rng = np.random.default_rng(seed)
+    state = Gomoku(size, k)
+    seconds = [0.0, 0.0]
+    first_tree: Tree | None = None
+    while not state.is_terminal():
+        mover = state.to_play
+        start = time.perf_counter()
+        choice = players[mover].choose(state, rng=rng)
+        elapsed = time.perf_counter() - start
+        if not isinstance(choice, (int, np.integer)):
+            raise TypeError(f"{players[mover].name} chose {choice!r}, not a Gomoku cell (int)")
+        action = int(choice)
+        seconds[mover] += elapsed
+        if first_tree is None and mover == 0:
+            result = players[0].last_result
+            assert result is not None  # set by every choose
+            first_tree = result.tree.subtree(Tree.ROOT)  # a copy: the player reuses its tree
+            first_tree.actions = [
+                format_move(a, size) if isinstance(a, int) else a for a in first_tree.actions
+            ]
+        emit(
+            f"{state.num_moves + 1:>4}. {'XO'[mover]} {format_move(action, size):<4} "
+            f"{players[mover].name:<9} {players[mover].last_simulations} sims, {elapsed:.2f} s"
+        )
+        state = state.step(action)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {"final": out / "gomoku-final.svg"}
+    state.save_image(paths["final"], numbers=True)
+    assert first_tree is not None  # black (the agent) moves first
+    pruned = first_tree.num_nodes > _BIG_TREE
+    max_depth, top_k = _BIG_TREE_VIEW if pruned else (None, None)
+    view: dict[str, Any] = {"max_depth": max_depth, "top_k": top_k}
+    warning = None
+    try:
+        paths["tree"] = render(first_tree, out / "gomoku-tree.svg", **view)
+    except RuntimeError as exc:  # no Graphviz: keep the DOT source
+        warning = str(exc)
+        paths["tree_dot"] = render(first_tree, out / "gomoku-tree.dot", **view)
+    winner = state.winner
+    return {
+        "size": size,
+        "k": k,
+        "moves": [format_move(a, size) for a in state.moves],
+        "actions": list(state.moves),
+        "winner": None if winner is None else ("agent", "mcts")[winner],
+        "winning_line": [format_move(a, size) for a in state.winning_line()],
+        "agent_seconds": seconds[0],
+        "opponent_seconds": seconds[1],
+        "tree_nodes": int(first_tree.num_nodes),
+        "tree_pruned": pruned,
+        "paths": paths,
+        "warning": warning,
+    }
+
+
+def _format_gomoku(summary: dict[str, Any]) -> str:
+    moves = len(summary["moves"])
+    if summary["winner"] is None:
+        outcome = f"a draw after {moves} moves"
+    else:
+        who = "AlphaZero (X)" if summary["winner"] == "agent" else "UCT (O)"
+        outcome = f"{who} wins in {moves} moves: {' '.join(summary['winning_line'])}"
+    lines = [outcome]
+    if summary["tree_pruned"]:
+        depth, top_k = _BIG_TREE_VIEW
+        lines.append(
+            f"first search tree: {summary['tree_nodes']} nodes, drawn to depth {depth} with the "
+            f"{top_k} most visited children of each node"
+        )
+    lines += [f"wrote {path}" for path in summary["paths"].values()]
+    return "\n".join(lines)
 
 
 def _format_demo(summary: dict[str, Any], *, sims: int, seed: int | None) -> str:
@@ -198,8 +357,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="MCTS on connect four, with a picture of the tree",
-        description="Run UCT with random rollouts on connect four and draw the search tree.",
+        help="MCTS on connect four, then the shipped Gomoku agent against UCT",
+        description="Run UCT with random rollouts on connect four and draw the search tree; "
+        "then the shipped 9x9 Gomoku agent (when installed) plays a game against UCT, and the "
+        "final position and the agent's first search tree are drawn.",
     )
     demo.add_argument(
         "--out",
@@ -221,6 +382,21 @@ def _build_parser() -> argparse.ArgumentParser:
         default=(),
         metavar="MOVES",
         help="columns played before searching, e.g. '332' (default: the empty board)",
+    )
+    demo.add_argument(
+        "--gomoku-agent",
+        metavar="PATH",
+        help="the network that plays the Gomoku game (default: the shipped 9x9 agent)",
+    )
+    demo.add_argument(
+        "--gomoku-sims",
+        type=_int_at_least(1),
+        default=200,
+        metavar="N",
+        help="the Gomoku agent's simulations per move (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--no-gomoku", action="store_true", help="leave out the Gomoku game (connect four only)"
     )
     demo.set_defaults(handler=_cmd_demo)
     add_game_commands(commands)  # arena, play
@@ -254,7 +430,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(_format_demo(summary, sims=args.sims, seed=args.seed))
     if summary["warning"]:
         print(f"{_PROG}: warning: {summary['warning']}", file=sys.stderr)
+    if args.no_gomoku:
+        return 0
+    print()
+    agent, why_not = _demo_gomoku_agent(args.gomoku_agent)
+    if agent is None:
+        print(f"Gomoku: skipped ({why_not})")
+        return 0
+    import torch
+
+    torch.set_num_threads(1)  # one position per network call: extra threads only add overhead
+    gomoku = run_gomoku_demo(
+        args.out, agent, agent_sims=args.gomoku_sims, seed=args.seed, progress=print
+    )
+    print(_format_gomoku(gomoku))
+    if gomoku["warning"]:
+        print(f"{_PROG}: warning: {gomoku['warning']}", file=sys.stderr)
     return 0
+
+
+def _demo_gomoku_agent(given: str | None) -> tuple[Path | None, str]:
+    """The demo's Gomoku agent, or ``None`` and why there is none. A path the user gives must
+    exist (a missing one is an error later); a missing shipped agent only skips the game."""
+    import importlib.util
+
+    if given is not None:
+        return Path(given).expanduser(), ""
+    if importlib.util.find_spec("torch") is None:
+        return None, "the agent's network needs torch: pip install 'treesearch[hf]'"
+    from .games.arena import shipped_agent_path
+
+    path = shipped_agent_path(9, 5)
+    if path is None:
+        return None, (
+            "no shipped agent games/agents/gomoku9.safetensors in this installation; train one "
+            "with 'treesearch train gomoku --size 9' and pass --gomoku-agent RUN/best.safetensors"
+        )
+    return path, ""
 
 
 def _one_line(exc: BaseException) -> str:
