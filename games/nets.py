@@ -29,6 +29,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -199,12 +200,36 @@ class PolicyValueNet(nn.Module):
         return logits, value
 
 
+def _folded_copy(net: PolicyValueNet) -> PolicyValueNet:
+    """An eval-mode deep copy of ``net`` whose batch norms are folded into the convolutions
+    before them (``y = BN(conv(x))`` becomes one convolution with a bias)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    copy = deepcopy(net).eval()
+    with torch.no_grad():
+        for seq in (copy.stem, copy.policy_conv, copy.value_conv):
+            conv, norm = seq[0], seq[1]
+            assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+            seq[0] = fuse_conv_bn_eval(conv, norm)
+            seq[1] = nn.Identity()
+        for block in copy.tower:
+            assert isinstance(block, _ResidualBlock)
+            block.conv1 = fuse_conv_bn_eval(block.conv1, block.bn1)
+            block.bn1 = nn.Identity()  # type: ignore[assignment]
+            block.conv2 = fuse_conv_bn_eval(block.conv2, block.bn2)
+            block.bn2 = nn.Identity()  # type: ignore[assignment]
+    for param in copy.parameters():
+        param.requires_grad_(False)
+    return copy
+
+
 class NetEvaluator:
     """A batched :class:`~treesearch.interfaces.Evaluator` over a :class:`PolicyValueNet`.
 
     ``evaluate(states, rng=...)`` stacks ``state.planes()``, runs one forward pass under
-    ``torch.inference_mode()`` with the net in eval mode (its train/eval mode is restored
-    afterwards), and returns per state the softmax of the logits of ``state.legal_actions()``
+    ``torch.inference_mode()`` through an eval-mode copy of the net with batch norm folded into
+    the convolutions (rebuilt whenever the net's weights change; the net's own mode is left
+    alone), and returns per state the softmax of the logits of ``state.legal_actions()``
     (in that order; illegal moves are never given mass) and the value for ``state.to_play``.
 
     Args:
@@ -227,6 +252,8 @@ class NetEvaluator:
         self.calls = 0
         self.positions = 0
         self.seconds = 0.0
+        self._inference: PolicyValueNet | None = None
+        self._inference_version: tuple[tuple[int, int], ...] = ()
 
     def reset_counters(self) -> None:
         self.calls = 0
@@ -241,18 +268,12 @@ class NetEvaluator:
         planes = self._stack_planes(states)
         legal = [self._legal_indices(state, i) for i, state in enumerate(states)]
         start = time.perf_counter()
-        net = self.net
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.inference_mode():
-                x = torch.from_numpy(planes).to(self.device, non_blocking=True)
-                logits_t, values_t = net(x)
-                logits = logits_t.to(dtype=torch.float64).cpu().numpy()
-                values = values_t.to(dtype=torch.float64).cpu().numpy()
-        finally:
-            if was_training:
-                net.train()
+        net = self._inference_net()
+        with torch.inference_mode():
+            x = torch.from_numpy(planes).to(self.device, non_blocking=True)
+            logits_t, values_t = net(x)
+            logits = logits_t.to(dtype=torch.float64).cpu().numpy()
+            values = values_t.to(dtype=torch.float64).cpu().numpy()
         self.seconds += time.perf_counter() - start
         self.calls += 1
         self.positions += len(states)
@@ -267,6 +288,22 @@ class NetEvaluator:
             weights = np.exp(chosen - chosen.max())
             out.append(Evaluation(weights / weights.sum(), float(value)))
         return out
+
+    def _inference_net(self) -> PolicyValueNet:
+        """An eval-mode copy of the net with every batch norm folded into its convolution.
+
+        Folding removes a third of the work of a small net's forward pass, and evaluating a
+        copy leaves the training net's mode alone. The copy is rebuilt whenever a parameter or
+        buffer of the net changed in place (an optimiser step, ``load_state_dict``, running
+        statistics updated by a training forward pass), so it never lags behind the net.
+        """
+        version = tuple(
+            (t._version, t.data_ptr()) for t in self.net.state_dict(keep_vars=True).values()
+        )
+        if self._inference is None or version != self._inference_version:
+            self._inference = _folded_copy(self.net)
+            self._inference_version = version
+        return self._inference
 
     def _stack_planes(self, states: Sequence[State]) -> np.ndarray:
         batch = np.empty((len(states), *self._plane_shape), dtype=np.float32)

@@ -476,3 +476,46 @@ def test_cuda_matches_cpu(tmp_path):
     for a, b in zip(cpu, gpu, strict=True):
         np.testing.assert_allclose(a.priors, b.priors, rtol=1e-3, atol=1e-5)
         assert a.value == pytest.approx(b.value, abs=1e-4)
+
+
+def test_folded_inference_equals_the_eval_net_and_follows_training() -> None:
+    """The evaluator runs a copy with batch norm folded into the convolutions: same outputs as
+    the net in eval mode, the net's own mode untouched, and never stale after an update."""
+    torch.manual_seed(0)
+    net = PolicyValueNet(5, blocks=2, channels=8, value_hidden=8)
+    net.train()
+    # Non-trivial running statistics, so folding has something to fold.
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(16, 4, 5, 5, generator=torch.Generator().manual_seed(1)) * 3)
+    evaluator = NetEvaluator(net)
+    states = [Gomoku(size=5, k=4), Gomoku.from_moves([12, 6, 7], size=5, k=4)]
+    rng = np.random.default_rng(0)
+
+    def reference() -> list[tuple[np.ndarray, float]]:
+        was = net.training
+        net.eval()
+        with torch.no_grad():
+            logits, values = net(torch.from_numpy(np.stack([s.planes() for s in states])))
+        net.train(was)
+        out = []
+        for row, state, value in zip(logits.double().numpy(), states, values, strict=True):
+            legal = row[list(state.legal_actions())]
+            p = np.exp(legal - legal.max())
+            out.append((p / p.sum(), float(value)))
+        return out
+
+    for got, (priors, value) in zip(evaluator.evaluate(states, rng=rng), reference(), strict=True):
+        np.testing.assert_allclose(got.priors, priors, atol=1e-5)
+        assert got.value == pytest.approx(value, abs=1e-5)
+    assert net.training  # evaluating did not switch the training net to eval mode
+    before = evaluator.evaluate(states, rng=rng)[1].value
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.5)
+    logits, values = net(torch.from_numpy(np.stack([s.planes() for s in states])))
+    (values.sum() + logits.sum()).backward()
+    optimiser.step()
+    after = evaluator.evaluate(states, rng=rng)
+    assert after[1].value != pytest.approx(before, abs=1e-6)
+    for got, (priors, value) in zip(after, reference(), strict=True):
+        np.testing.assert_allclose(got.priors, priors, atol=1e-5)
+        assert got.value == pytest.approx(value, abs=1e-5)
