@@ -12,6 +12,8 @@ Subcommands:
   against an agent (:mod:`treesearch.cli_games`).
 * ``treesearch train gomoku``: AlphaZero self-play training with checkpoints and resume
   (:mod:`treesearch.cli_train`).
+* ``treesearch search toymath``: PRM-guided test-time search on the toy arithmetic world, with
+  accuracy, token usage and a picture of a search tree (:mod:`treesearch.cli_search`).
 
 The command owns the terminal: it prints here, the library never does. Exit status: 0 on
 success, 2 for usage errors, 1 (with a one-line ``treesearch: error: ...``) for bad input
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_games import add_game_commands
+from .cli_search import add_search_command
 from .cli_train import add_train_command
 
 __all__ = ["main", "run_demo", "run_gomoku_demo"]
@@ -401,6 +404,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
     add_game_commands(commands)  # arena, play
     add_train_command(commands)  # train gomoku
+    add_search_command(commands)  # search toymath
     return parser
 
 
