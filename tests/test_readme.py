@@ -67,3 +67,35 @@ def test_algorithm_doc_examples_print_their_stated_output(monkeypatch):
         with contextlib.redirect_stdout(out):
             exec(compile(code, str(doc), "exec"), module.__dict__)
         assert out.getvalue() == expected, code
+
+
+def test_games_doc_examples_print_their_stated_output(tmp_path, monkeypatch):
+    import importlib.util
+
+    doc = ROOT / "docs" / "games.md"
+    pairs = re.findall(
+        r"```python\n(.*?)```\n\nOutput:\n\n```text\n(.*?)```", doc.read_text(), flags=re.S
+    )
+    # Gomoku, the arena, networks and self-play. The training example (minutes of CPU) states
+    # no output and is not run here; tests/train covers train().
+    assert len(pairs) >= 3
+    needs = {"import torch": "torch", "openspiel-mcts": "pyspiel"}
+    monkeypatch.chdir(tmp_path)  # the self-play example saves a network file
+    module = types.ModuleType("examples_games")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    torch_threads = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch_threads = torch.get_num_threads()  # the self-play example sets one thread
+    try:
+        for code, expected in pairs:
+            if any(m in code and importlib.util.find_spec(n) is None for m, n in needs.items()):
+                continue  # an optional extra (hf, bench) is not installed
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(compile(code, str(doc), "exec"), module.__dict__)
+            assert out.getvalue() == expected, code
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
