@@ -95,6 +95,32 @@ def test_trees_stop_independently() -> None:
     assert running.usage.simulations == 200
 
 
+def test_policy_searches_each_get_their_own_wall_time(monkeypatch) -> None:
+    """Policy/verifier searches run one after the other; each one's clock starts with it, so
+    a later tree does not find its wall time spent by the trees before it."""
+    import treesearch.budget as budget_module
+
+    class Clock:  # advanced only by the verifier: a deterministic wall clock
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls) -> float:
+            return cls.now
+
+    def verifier(states):
+        Clock.now += 1 / 64  # exact in binary: no rounding differences between clocks
+        return [0.0] * len(states)
+
+    monkeypatch.setattr(budget_module, "time", Clock)
+    mcts = MCTS(verifier=verifier, selection="uct")
+    roots = [TicTacToe(), TicTacToe.from_moves([4]), TicTacToe.from_moves([0])]
+    many = mcts.search_many(roots, Budget(wall_time=10 / 64), rng=np.random.default_rng(0))
+    for root, result in zip(roots, many, strict=True):
+        alone = mcts.search(root, Budget(wall_time=10 / 64), rng=np.random.default_rng(0))
+        assert result.usage.simulations == alone.usage.simulations > 0
+        assert result.action is not None and result.stop_reason == "wall_time"
+
+
 def test_reused_trees_continue() -> None:
     mcts = MCTS(HashEvaluator(), solver=False)
     first = mcts.search_many(

@@ -315,8 +315,8 @@ class MCTS:
         ``budget`` and stops on its own; the rest go on. Each root may be a state or a tree to
         continue (tree reuse). Results come back in the order of ``roots``.
 
-        Searches guided by a policy and verifier also run in lock-step, but their policy and
-        verifier calls are made per tree.
+        Searches guided by a policy and verifier make their calls per tree, so they run one
+        after the other, each to its end; each one's ``wall_time`` clock starts when it does.
         """
         rng = check_rng(rng)
         if isinstance(roots, (State, Tree)) or not isinstance(roots, Sequence):
@@ -333,6 +333,10 @@ class MCTS:
         requests: dict[int, _Request] = {}
         try:
             for i, gen in enumerate(rounds):
+                # The clock of each search starts with it: a search that never yields (policy
+                # and verifier) runs to its end here, and the next one must not find its
+                # wall time already spent.
+                runs[i].meter = BudgetMeter(budget)
                 self._advance(i, gen, None, runs, requests)
             while requests:
                 order = sorted(requests)
