@@ -181,7 +181,8 @@ def _contents(state: Any) -> list[str]:
 
 def reference_tokens(problem: ToyProblem, tokenizer: Any) -> int:
     """Policy tokens of ``problem``'s reference solution: each step and its ``<sep>``, then
-    ``<eos>`` (the budget unit; 19 for a two-step easy problem such as ``3+4=7``, ``7*2=14``)."""
+    ``<eos>`` (the budget unit): 31 for ``3+4=7``, ``7*2=14``, ``The answer is 14`` (27
+    characters, 3 separators, ``<eos>``)."""
     text = "".join(step + SEP for step in problem.steps) + EOS
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -525,14 +526,15 @@ class ToyMathSearcher:
         else:
             chosen = result.answer
         judge_counts = isinstance(judge, TokenCounting)
+        policy_counts = isinstance(policy, TokenCounting)
         common = {
             "verifier": verifier,
             "n": n,
             "tokens": int(result.usage.tokens),
             "budget": budget,
             "unit": self.unit_tokens(problem),
-            "policy_processed": int(policy.tokens_processed),
-            "policy_tree": tree_tokens(result, policy),
+            "policy_processed": int(policy.tokens_processed) if policy_counts else 0,
+            "policy_tree": tree_tokens(result, policy) if policy_counts else 0,
             "verifier_processed": int(judge.tokens_processed) if judge_counts else 0,
             "verifier_tree": tree_tokens(result, judge) if judge_counts else 0,
             "seconds": seconds,
