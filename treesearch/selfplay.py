@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,15 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise TypeError(f"SelfPlayConfig.{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"SelfPlayConfig.{name} must be >= {minimum}, got {value}")
+
+
+def _plain_fields(config: Any) -> None:
+    """Store numpy scalars that passed the checks as plain ``int``/``float``/``bool``, so the
+    frozen config is plain data (``dataclasses.asdict`` of it is JSON, as checkpoints need)."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, np.generic):
+            object.__setattr__(config, item.name, value.item())
 
 
 def _check_float(name: str, value: object) -> float:
@@ -164,6 +173,7 @@ class SelfPlayConfig:
                 "SelfPlayConfig.resign_disabled_fraction must be in [0, 1], got "
                 f"{self.resign_disabled_fraction}"
             )
+        _plain_fields(self)
 
     def make_mcts(self, evaluator: Evaluator) -> MCTS:
         """The PUCT search these settings describe."""

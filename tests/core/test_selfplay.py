@@ -415,6 +415,23 @@ def test_config_is_frozen():
         config.simulations = 5  # type: ignore[misc]
 
 
+def test_numpy_scalars_are_stored_as_plain_python_values():
+    """numpy scalars pass the checks; the config keeps plain values, so asdict() is JSON."""
+    import dataclasses
+    import json
+
+    config = SelfPlayConfig(
+        simulations=np.int64(8),
+        c_puct=np.float32(1.5),
+        reuse_tree=np.bool_(False),
+        max_moves=np.int32(20),
+    )
+    data = json.loads(json.dumps(dataclasses.asdict(config)))
+    assert data["simulations"] == 8 and data["c_puct"] == 1.5 and data["reuse_tree"] is False
+    assert type(config.simulations) is int and type(config.c_puct) is float
+    assert type(config.reuse_tree) is bool and type(config.max_moves) is int
+
+
 def test_play_games_validation():
     ev = UniformEvaluator()
     config = SelfPlayConfig(simulations=2, num_parallel_games=1)

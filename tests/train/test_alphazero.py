@@ -114,6 +114,27 @@ def test_config_is_frozen_keyword_only_and_round_trips_through_json():
         AlphaZeroConfig.from_dict({**data, "selfplay": {**data["selfplay"], "depth": 3}})
 
 
+def test_numpy_scalars_in_the_config_still_checkpoint_as_json(tmp_path):
+    """Checks accept numpy ints and floats; the checkpoint's config.json and state.json (whose
+    step counter adds train_steps_per_iteration) must still serialise."""
+    from treesearch.selfplay import SelfPlayConfig
+
+    config = tiny(
+        size=np.int64(5),
+        train_steps_per_iteration=np.int64(2),
+        lr=np.float32(1e-3),
+        selfplay=SelfPlayConfig(simulations=np.int64(8), num_parallel_games=np.int32(2)),
+    )
+    data = json.loads(json.dumps(config.to_dict()))
+    assert AlphaZeroConfig.from_dict(data) == config
+    assert type(config.size) is int and type(config.train_steps_per_iteration) is int
+    assert type(config.lr) is float and type(config.selfplay.simulations) is int
+    summary = train(config, tmp_path)  # crashed writing the first checkpoint before
+    assert summary.iteration == 1 and summary.step == 2
+    loaded = load_checkpoint(tmp_path)
+    assert loaded is not None and loaded.config == config and loaded.step == 2
+
+
 def test_default_recipe_is_nine_by_nine_five_in_a_row():
     config = AlphaZeroConfig()
     assert (config.size, config.k, config.exact) == (9, 5, False)

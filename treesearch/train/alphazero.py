@@ -213,6 +213,12 @@ class AlphaZeroConfig:
         kind, _, index = self.device.partition(":")
         if kind not in ("cpu", "cuda") or (index and not (kind == "cuda" and index.isdigit())):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        # numpy scalars pass the checks; keep plain Python values so that the config, the
+        # counters derived from it and the checkpoint's JSON files serialise.
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, item.name, value.item())
 
     @property
     def board_points(self) -> int:
