@@ -104,6 +104,18 @@ def test_arena_time_per_move_reaches_the_bare_specs():
     assert summary["b_seconds_per_move"] < 0.2
 
 
+def test_arena_help_says_a_specs_own_n_is_its_whole_budget(capsys):
+    assert main(["arena", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "also caps" not in text
+    assert "is its whole budget" in text
+    # ... and it is: a time per move far below one simulation does not cut mcts:N short.
+    _, summary = run_arena(
+        game="tictactoe", a="mcts:40", b="random", games=1, time_per_move=1e-9, seed=3
+    )
+    assert summary["a_simulations_per_move"] > 20
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [

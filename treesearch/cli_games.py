@@ -62,7 +62,8 @@ def add_game_commands(commands: Any) -> None:
             "Play a match between two players with alternating colours and report wins, draws "
             "and the time per move. Player specs: random, mcts:N, mcts, openspiel-mcts:N, "
             "openspiel-mcts, az:PATH (a bare mcts / openspiel-mcts / az uses --time-per-move or "
-            "--sims; --time-per-move also caps mcts:N and openspiel-mcts:N)."
+            "--sims; the N of mcts:N and openspiel-mcts:N is its whole budget, which "
+            "--time-per-move and --sims do not change)."
         ),
     )
     arena.add_argument("--game", choices=GAMES, default="gomoku", help="(default: %(default)s)")
