@@ -376,6 +376,20 @@ def test_resume_refuses_an_incompatible_config_and_no_resume_refuses_a_checkpoin
         train(tiny(iterations=2), tmp_path, resume=False)
 
 
+def test_a_checkpoint_folder_without_state_json_is_refused_not_restarted(tmp_path):
+    """Starting over would wipe the run's metrics.jsonl and replace its best network."""
+    train(tiny(), tmp_path)
+    metrics = (tmp_path / "metrics.jsonl").read_text()
+    best = (tmp_path / "best.safetensors").read_bytes()
+    (tmp_path / "checkpoint" / "state.json").unlink()
+    with pytest.raises(ValueError, match=r"damaged checkpoint.*no state\.json"):
+        train(tiny(iterations=2), tmp_path)
+    with pytest.raises(ValueError, match="damaged checkpoint"):
+        load_checkpoint(tmp_path)
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics
+    assert (tmp_path / "best.safetensors").read_bytes() == best
+
+
 def test_interrupted_checkpoint_swap_is_repaired(tmp_path):
     train(tiny(), tmp_path)
     # A kill between the two renames of a swap leaves only checkpoint.old, plus a temp folder.

@@ -627,6 +627,15 @@ def _checkpoint_dir(run_dir: Path) -> Path | None:
     for name in (CHECKPOINT, _OLD_CHECKPOINT):
         if (run_dir / name / "state.json").is_file():
             return run_dir / name
+    # Checkpoints are swapped in complete, so a folder without state.json was damaged after
+    # the fact. Treating it as "no checkpoint" would start the run over and overwrite its
+    # metrics.jsonl and best.safetensors.
+    for name in (CHECKPOINT, _OLD_CHECKPOINT):
+        if (run_dir / name).exists():
+            raise ValueError(
+                f"damaged checkpoint in {run_dir / name}: it has no state.json (move it away to "
+                "start the run over)"
+            )
     return None
 
 
