@@ -9,9 +9,22 @@ player to move. See ``docs/concepts.md``.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
+
 from .tree import Tree
 
-__all__ = ["apply_virtual_loss", "backup", "backup_path", "value_for_parent", "value_for_player"]
+_V = TypeVar("_V", float, np.ndarray)
+
+__all__ = [
+    "alternate",
+    "apply_virtual_loss",
+    "backup",
+    "backup_path",
+    "value_for_parent",
+    "value_for_player",
+]
 
 
 def value_for_parent(tree: Tree, node: int, value: float) -> float:
@@ -28,6 +41,20 @@ def value_for_player(value: float, player: int, viewer: int) -> float:
     such as rollouts, that must turn a terminal value into the value of the player who started.
     """
     return value if player == viewer else -value
+
+
+def alternate(value: _V, plies: int | np.ndarray, *, two_player: bool = True) -> _V:
+    """``value`` for the player to move ``plies`` plies away, in trees whose players alternate
+    every ply (two-player zero-sum): negated for an odd distance, kept for an even one; kept
+    always for one agent (``two_player=False``). The array form of the rule, for batched trees
+    that store no per-node player (:mod:`treesearch.search.batched`); ``value`` and ``plies``
+    may be arrays of the same shape.
+    """
+    if not two_player:
+        return value
+    if isinstance(plies, np.ndarray):
+        return np.where(plies & 1, -value, value)  # type: ignore[return-value]
+    return -value if plies & 1 else value
 
 
 def backup(tree: Tree, leaf: int, value: float, *, virtual_loss: int = 0) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from treesearch import Tree
-from treesearch.backup import apply_virtual_loss, backup, backup_path, value_for_player
+from treesearch.backup import alternate, apply_virtual_loss, backup, backup_path, value_for_player
 
 
 def chain(players: list[int]) -> Tree:
@@ -75,3 +75,25 @@ def test_negative_virtual_loss_reverts(amount):
     apply_virtual_loss(tree, [0, 1, 2], amount)
     apply_virtual_loss(tree, [0, 1, 2], -amount)
     assert not tree.visits[:3].any() and not tree.value_sum[:3].any()
+
+
+def test_alternate_is_the_rule_for_trees_without_players() -> None:
+    """The array form used by batched trees: negate for odd distances in two-player games."""
+    assert alternate(0.5, 0) == 0.5
+    assert alternate(0.5, 3) == -0.5
+    assert alternate(0.5, 3, two_player=False) == 0.5
+    values = np.array([0.25, -1.0, 0.5, 0.0])
+    plies = np.array([0, 1, 2, 7])
+    np.testing.assert_array_equal(alternate(values, plies), [0.25, 1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(alternate(values, plies, two_player=False), values)
+
+
+@given(st.lists(st.integers(0, 1), min_size=2, max_size=8), st.floats(-1, 1))
+def test_alternate_agrees_with_backup_on_alternating_chains(start: list[int], value: float) -> None:
+    players = [(start[0] + d) % 2 for d in range(len(start))]
+    tree = chain(players)
+    backup(tree, len(players) - 1, value)
+    for depth in range(1, len(players)):
+        # Node ``depth`` stores the value for the player at depth - 1, plies from the leaf.
+        expected = alternate(value, len(players) - 1 - (depth - 1))
+        assert tree.value_sum[depth] == pytest.approx(expected)

@@ -44,6 +44,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
+from ..backup import alternate
 from ._common import check_int, check_rng
 
 __all__ = ["BatchedMCTS", "BatchedSearchResult", "BatchedTree", "RecurrentFn", "RecurrentOutput"]
@@ -564,16 +565,16 @@ class _Search:
         Each level touches one node per tree, so the fancy-indexed updates never collide.
         """
         two_player = self.two_player
-        base = np.where(depth & 1, -leaf_values, leaf_values) if two_player else leaf_values
+        base = alternate(leaf_values, depth, two_player=two_player)  # for the roots' player
         root = slice(0, self.batch)
         self.node_visits[root] += 1
         self.value_sums[root] += base
         flat_q, flat_scaled_prior = self.work.flat_q, self.work.flat_scaled_prior
         node_visits, value_sums = self.node_visits, self.value_sums
         for level, (flat, child_rows, trees) in enumerate(path):
-            value = base if trees is self.trees else base[trees]
-            if two_player and level & 1:
-                value = -value
+            value = alternate(
+                base if trees is self.trees else base[trees], level, two_player=two_player
+            )
             visits = node_visits[child_rows] + 1
             node_visits[child_rows] = visits
             sums = value_sums[child_rows] + value
