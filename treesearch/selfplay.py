@@ -258,6 +258,7 @@ class SelfPlayStats:
     evaluator_seconds: float | None = None
     resignations: int = 0
     resign_disabled_games: int = 0
+    would_resign_games: int = 0  # no-resign games in which some player crossed the threshold
     false_resignations: int = 0
     truncated_games: int = 0
 
@@ -274,10 +275,12 @@ class SelfPlayStats:
 
     @property
     def false_resignation_rate(self) -> float | None:
-        """False resignations per game with resignation disabled."""
-        if self.resign_disabled_games == 0:
+        """Of the no-resign games in which a player crossed the threshold, the share that player
+        did not lose: the resignations that would have been wrong (AlphaGo Zero kept this below
+        5%). ``None`` until such a game has been played."""
+        if self.would_resign_games == 0:
             return None
-        return self.false_resignations / self.resign_disabled_games
+        return self.false_resignations / self.would_resign_games
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -291,6 +294,7 @@ class SelfPlayStats:
             "network_share": self.network_share,
             "resignations": self.resignations,
             "resign_disabled_games": self.resign_disabled_games,
+            "would_resign_games": self.would_resign_games,
             "false_resignations": self.false_resignations,
             "false_resignation_rate": self.false_resignation_rate,
             "truncated_games": self.truncated_games,
@@ -440,6 +444,7 @@ def _count(stats: SelfPlayStats, record: GameRecord) -> None:
     stats.positions += len(record.positions)
     stats.resignations += record.resigned_by is not None
     stats.resign_disabled_games += record.resign_disabled
+    stats.would_resign_games += bool(record.resign_disabled and record.would_have_resigned)
     stats.false_resignations += record.false_resignation
     stats.truncated_games += record.truncated
 

@@ -258,9 +258,34 @@ def test_resign_disabled_games_record_false_resignations():
         assert record.false_resignation == (record.outcome <= 0)
         flags.append(record.false_resignation)
     assert True in flags and False in flags
-    assert stats.resign_disabled_games == 12
+    assert stats.resign_disabled_games == stats.would_resign_games == 12
     assert stats.false_resignations == sum(flags)
     assert stats.false_resignation_rate == sum(flags) / 12
+
+
+def test_false_resignation_rate_counts_only_games_that_crossed_the_threshold():
+    """No-resign games in which nobody crossed the threshold do not dilute the rate."""
+    from treesearch.selfplay import GameRecord, _count
+
+    def record(would: tuple[int, ...], false: bool) -> GameRecord:
+        return GameRecord(
+            moves=(),
+            positions=(),
+            outcome=1.0,
+            resigned_by=None,
+            resign_disabled=True,
+            would_have_resigned=would,
+            false_resignation=false,
+            truncated=False,
+            final_state=TicTacToe(),
+        )
+
+    stats = SelfPlayStats()
+    for rec in (record((1,), True), record((0,), False), record((), False), record((), False)):
+        _count(stats, rec)
+    assert stats.resign_disabled_games == 4
+    assert stats.would_resign_games == 2
+    assert stats.false_resignation_rate == 0.5
 
 
 def test_resign_disabled_fraction_is_drawn_per_game():
