@@ -255,6 +255,10 @@ class NetEvaluator:
         self._inference: PolicyValueNet | None = None
         self._inference_version: tuple[tuple[int, int], ...] = ()
 
+    def refresh(self) -> None:
+        """Rebuild the inference copy at the next call (after editing weights via ``.data``)."""
+        self._inference = None
+
     def reset_counters(self) -> None:
         self.calls = 0
         self.positions = 0
@@ -294,8 +298,9 @@ class NetEvaluator:
 
         Folding removes a third of the work of a small net's forward pass, and evaluating a
         copy leaves the training net's mode alone. The copy is rebuilt whenever a parameter or
-        buffer of the net changed in place (an optimiser step, ``load_state_dict``, running
-        statistics updated by a training forward pass), so it never lags behind the net.
+        buffer of the net changed through torch (an optimiser step, ``load_state_dict``, running
+        statistics updated by a training forward pass, in-place ops under ``no_grad``). Writes
+        through ``tensor.data`` bypass torch's version counters: call :meth:`refresh` after them.
         """
         version = tuple(
             (t._version, t.data_ptr()) for t in self.net.state_dict(keep_vars=True).values()

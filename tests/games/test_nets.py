@@ -519,3 +519,11 @@ def test_folded_inference_equals_the_eval_net_and_follows_training() -> None:
     for got, (priors, value) in zip(after, reference(), strict=True):
         np.testing.assert_allclose(got.priors, priors, atol=1e-5)
         assert got.value == pytest.approx(value, abs=1e-5)
+    # Writes through .data bypass torch's version counters: refresh() picks them up.
+    with torch.no_grad():
+        for param in net.parameters():
+            param.data.mul_(0.5)
+    evaluator.refresh()
+    for got, (priors, value) in zip(evaluator.evaluate(states, rng=rng), reference(), strict=True):
+        np.testing.assert_allclose(got.priors, priors, atol=1e-5)
+        assert got.value == pytest.approx(value, abs=1e-5)
