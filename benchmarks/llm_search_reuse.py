@@ -11,7 +11,7 @@ The ratio is ``tokens_processed / unique tree tokens``
 (:func:`treesearch.adapters.accounting.token_ratios`); target P5 is at most 1.1 for both models
 with reuse, the naive mode several times higher, at tree depth 8 or more.
 
-Models (``--model-size``): ``small`` (default; a random Qwen2 of 0.8M parameters), ``0.5b`` (a
+Models (``--model-size``): ``small`` (default; a random Qwen2 of 1.0M parameters), ``0.5b`` (a
 random Qwen2 with the shape of Qwen2-0.5B: 24 layers, hidden 896, 14 heads, 2 KV heads, MLP
 4864, tied 151,936-token embeddings; about 494M parameters; P6 on a GPU), or ``toymath`` (the
 trained toy-world checkpoints). Random models write random characters: their steps end at
