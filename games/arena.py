@@ -559,6 +559,10 @@ class AlphaZeroPlayer(_SearchPlayer):
         device: where the net runs (``"cpu"``, ``"cuda"``).
         c_puct: the PUCT constant; default: the ``c_puct`` in the file's metadata, else 1.25.
         reuse_tree: continue from the subtree of the position reached (default on).
+        decisive_moves: search only the forced moves where a position has some (an immediate
+            win, else the blocks of the opponent's immediate win; ``MCTS(decisive_moves=True)``,
+            Teytaud & Teytaud 2010). On by default for games whose states have
+            ``forced_actions()`` (Gomoku); the network alone still picks among the rest.
         name: the name in reports.
     """
 
@@ -573,6 +577,7 @@ class AlphaZeroPlayer(_SearchPlayer):
         device: str = "cpu",
         c_puct: float | None = None,
         reuse_tree: bool = True,
+        decisive_moves: bool = True,
         name: str | None = None,
     ) -> None:
         if simulations is None and time_per_move is None:
@@ -599,6 +604,10 @@ class AlphaZeroPlayer(_SearchPlayer):
         self.net = net
         self.evaluator = NetEvaluator(net, device=device)
         self.mcts = MCTS(self.evaluator, selection="puct", c=c_puct, final="visits")
+        self.decisive_moves = bool(decisive_moves)
+        self._decisive_mcts = MCTS(
+            self.evaluator, selection="puct", c=c_puct, final="visits", decisive_moves=True
+        )
         self.reuse_tree = bool(reuse_tree)
         self.last_result: SearchResult | None = None
         self._keeper = _TreeKeeper()
@@ -612,7 +621,9 @@ class AlphaZeroPlayer(_SearchPlayer):
 
     def choose(self, state: State, *, rng: np.random.Generator) -> Action:
         root = self._keeper.root_for(state) if self.reuse_tree else state
-        result = self.mcts.search(root, self._budget(), rng=rng)
+        decisive = self.decisive_moves and callable(getattr(state, "forced_actions", None))
+        mcts = self._decisive_mcts if decisive else self.mcts
+        result = mcts.search(root, self._budget(), rng=rng)
         self.last_result = result
         self.last_simulations = result.usage.simulations
         if result.action is None:

@@ -147,6 +147,7 @@ class _Rules:
     """
 
     __slots__ = (
+        "all_bits",
         "all_cells",
         "cell_bits",
         "exact",
@@ -188,6 +189,7 @@ class _Rules:
                 position += 1
             position += 1  # the separator: a run of stones never crosses it
         self.cell_bits: tuple[int, ...] = tuple(cell_bits)
+        self.all_bits = sum(cell_bits)  # every cell in every section, separators excluded
         self.window_starts: tuple[int, ...] = tuple(starts)
         # The row section comes first, cell (r, c) at bit r * (size + 1) + c: planes read it.
         self.row_bits = (1 << (size * (size + 1))) - 1
@@ -211,6 +213,19 @@ class _Rules:
             # Exactly k: the cells just before and just after the run are not the player's.
             m &= ~((bits << 1) | (bits >> self.k))
         return m
+
+    def completions(self, bits: int, empty: int) -> int:
+        """Bits of the empty cells that would complete a winning run for the stones ``bits``:
+        windows of ``k`` cells holding ``k - 1`` of them and one empty cell, in any section."""
+        k = self.k
+        found = 0
+        for gap in range(k):
+            m = empty >> gap
+            for i in range(k):
+                if i != gap:
+                    m &= bits >> i
+            found |= m << gap
+        return found
 
     def wins_through(self, bits: int, action: int) -> bool:
         """Whether ``bits`` hold a winning run through cell ``action``."""
@@ -468,6 +483,42 @@ class Gomoku:
         _set(state, "_history", (action, self._history))
         _set(state, "_legal", () if won else legal[:i] + legal[i + 1 :])
         return state
+
+    def winning_moves(self, player: int | None = None) -> tuple[int, ...]:
+        """The empty cells where ``player`` (default: the player to move) would complete a
+        winning line at once; empty when the game is over."""
+        if self._winner is not None:
+            return ()
+        if player is None:
+            player = self._to_play
+        if player not in (0, 1):
+            raise ValueError(f"Gomoku player must be 0 or 1, got {player!r}")
+        rules = self._rules
+        mine = self._black if player == 0 else self._white
+        legal = self.legal_actions()
+        cell_bits = rules.cell_bits
+        if rules.exact:  # an overline does not win: test each candidate move exactly
+            return tuple(a for a in legal if rules.wins_through(mine | cell_bits[a], a))
+        empty = rules.all_bits & ~(self._black | self._white)
+        found = rules.completions(mine, empty)
+        if not found:
+            return ()
+        return tuple(a for a in legal if cell_bits[a] & found)
+
+    def forced_actions(self) -> tuple[int, ...] | None:
+        """Decisive and anti-decisive moves (Teytaud & Teytaud, "On the huge benefit of
+        decisive moves in Monte-Carlo tree search algorithms", CIG 2010): the moves that win at
+        once, if any; else the cells where the opponent would win at once, which must be
+        blocked; ``None`` when neither exists (or the game is over). Every other move loses to
+        or fails to take an immediate win, so a search may consider only these
+        (``MCTS(decisive_moves=True)``)."""
+        if self.is_terminal():
+            return None
+        wins = self.winning_moves(self._to_play)
+        if wins:
+            return wins
+        blocks = self.winning_moves(1 - self._to_play)
+        return blocks or None
 
     def _illegal(self, action: int) -> ValueError:
         rules = self._rules

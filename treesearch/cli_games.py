@@ -94,6 +94,13 @@ def add_game_commands(commands: Any) -> None:
     arena.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     arena.add_argument("--device", default="cpu", help="device of az players (default: cpu)")
     arena.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads of az players (default: %(default)s; a second thread waiting for "
+        "a busy core makes every network call many times slower)",
+    )
+    arena.add_argument(
         "--json", action="store_true", help="print the result as one JSON object, last line"
     )
     arena.set_defaults(handler=_cmd_arena)
@@ -134,6 +141,13 @@ def add_game_commands(commands: Any) -> None:
     )
     play.add_argument("--seed", type=int, help="random seed of the agent (default: fresh)")
     play.add_argument("--device", default="cpu", help="device of an az agent (default: cpu)")
+    play.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads of az players (default: %(default)s; a second thread waiting for "
+        "a busy core makes every network call many times slower)",
+    )
     play.set_defaults(handler=_cmd_play)
 
 
@@ -291,7 +305,16 @@ def format_arena(result: MatchResult, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _set_torch_threads(specs: list[str], threads: int) -> None:
+    """Pin torch's CPU threads when a network plays; torch stays unimported otherwise."""
+    if any(spec.startswith("az") for spec in specs):
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _cmd_arena(args: argparse.Namespace) -> int:
+    _set_torch_threads([args.a, args.b], args.threads)
     bar = _ProgressBar(sys.stderr)
     try:
         result, summary = run_arena(
@@ -465,6 +488,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
     size, k = args.size, args.k
     Gomoku(size=size, k=k)  # bad sizes fail before an agent loads
     spec = args.agent or _default_agent(size, k, args.time_per_move)
+    _set_torch_threads([spec], args.threads)
     agent = parse_player(spec, size=size, k=k, time_per_move=args.time_per_move, device=args.device)
     agent.name = spec
     human = 0 if args.first == "human" else 1

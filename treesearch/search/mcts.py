@@ -181,6 +181,10 @@ class MCTS:
         transpositions: cache leaf evaluations by ``state.key`` so a position reached by
             another path is not evaluated again.
         value_bounds: (lowest, highest) value; the highest is a proven win for the solver.
+        decisive_moves: decisive and anti-decisive moves (Teytaud & Teytaud, CIG 2010): when
+            a leaf's state has ``forced_actions()`` returning moves (those that win at once,
+            else those that block the opponent's immediate win), only they become children,
+            their priors renormalised. States need a ``forced_actions()`` method.
     """
 
     def __init__(
@@ -203,6 +207,7 @@ class MCTS:
         max_nodes: int | None = None,
         transpositions: bool = False,
         value_bounds: tuple[float, float] = (-1.0, 1.0),
+        decisive_moves: bool = False,
     ) -> None:
         if evaluator is not None and policy is not None:
             raise ValueError("MCTS takes evaluator= or policy= (with verifier=), not both")
@@ -251,7 +256,11 @@ class MCTS:
         leaves_per_round = check_int("leaves_per_round", leaves_per_round)
         virtual_loss = check_int("virtual_loss", virtual_loss)
         max_nodes = check_max_nodes(max_nodes)
-        for name, flag in (("solver", solver), ("transpositions", transpositions)):
+        for name, flag in (
+            ("solver", solver),
+            ("transpositions", transpositions),
+            ("decisive_moves", decisive_moves),
+        ):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
         lo, hi = value_bounds
@@ -276,6 +285,9 @@ class MCTS:
         self.max_nodes = max_nodes
         self.transpositions = bool(transpositions)
         self.value_bounds = (float(lo), float(hi))
+        self.decisive_moves = bool(decisive_moves)
+        if self.decisive_moves and self.evaluator is None:
+            raise ValueError("decisive_moves applies to evaluator searches (games)")
 
     # ------------------------------------------------------------------ public
     def search(
@@ -411,6 +423,13 @@ class MCTS:
             tree = Tree(root, max_nodes=self.max_nodes)
         if tree.terminal[Tree.ROOT]:
             raise ValueError("cannot search from a terminal state")
+        if self.decisive_moves and not callable(
+            getattr(tree.state(Tree.ROOT), "forced_actions", None)
+        ):
+            raise TypeError(
+                f"decisive_moves=True needs states with a forced_actions() method; "
+                f"{type(tree.state(Tree.ROOT)).__name__} has none"
+            )
         self._check_budget_binds(budget)
         cache: dict[object, _Evaluated] | None = {} if self.transpositions else None
         return _Run(tree, meter, self._noised_root_priors(tree, rng), cache)
@@ -517,6 +536,7 @@ class MCTS:
         )
         assert self.evaluator is not None and meter.budget.simulations is not None
         name = type(self.evaluator).__name__
+        decisive = self.decisive_moves
         best_child = self._best_child
         limit = meter.budget.simulations
         # Each simulation expands at most one node, with about as many children as the root
@@ -596,6 +616,8 @@ class MCTS:
                             checked_raw, checked = raw_priors, priors
                     if not lo <= value <= hi:
                         self._bounded(value, node, name)  # raises, naming the bounds
+                    if decisive:
+                        actions, priors = _forced_only(state, actions, priors)
                     try:
                         tree.add_children(node, actions, priors)
                         expansions += 1
@@ -907,6 +929,8 @@ class MCTS:
                     priors = priors / total
                 elif len(actions):
                     priors = _uniform_for(len(actions), leaves[i], zero_priors)
+                if self.decisive_moves:
+                    actions, priors = _forced_only(state, actions, priors)
                 out[i] = (
                     (actions, priors),
                     self._bounded(value, leaves[i], type(self.evaluator).__name__),
@@ -1036,6 +1060,26 @@ class MCTS:
         while (kids := tree.children(node)) and tree.visits[kids.start : kids.stop].max() > 0:
             node = kids.start + self._final_choice(tree, kids, rng, sample=False)
         return node
+
+
+def _forced_only(
+    state: State, actions: Sequence[Action], priors: np.ndarray
+) -> tuple[Sequence[Action], np.ndarray]:
+    """The children of ``state`` restricted to its ``forced_actions()``, if it names any."""
+    forced = state.forced_actions()  # type: ignore[attr-defined]
+    if not forced:
+        return actions, priors
+    index = {action: i for i, action in enumerate(actions)}
+    try:
+        keep = [index[action] for action in forced]
+    except KeyError as exc:
+        raise ValueError(
+            f"forced_actions() of {state!r} named {exc.args[0]!r}, which is not a legal action"
+        ) from None
+    kept = priors[keep]
+    total = kept.sum()
+    kept = kept / total if total > 0 else np.full(len(keep), 1.0 / len(keep))
+    return tuple(forced), kept
 
 
 def _without_requests(gen: Generator[Any, Any, _T]) -> _T:
