@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from treesearch import Budget
 from treesearch.evaluators import RandomRollout
 from treesearch.games import ConnectFour, TicTacToe
 from treesearch.games.arena import (
@@ -450,6 +451,24 @@ def test_alphazero_player_plays_legal_moves_and_reuses_its_tree(tmp_path, one_to
         parse_player(f"az:{path}", size=7)
     with pytest.raises(ValueError, match="trained for 4 in a row, not 5"):
         parse_player(f"az:{path}", size=5, k=5)
+
+
+def test_alphazero_player_blocks_and_batches_leaves(tmp_path, one_torch_thread):
+    """Decisive moves (on by default) make even an untrained net block an open four; with
+    ``leaves_per_round`` the net sees several leaves per call."""
+    from treesearch.games.nets import PolicyValueNet, save_net
+
+    path = tmp_path / "net.safetensors"
+    save_net(path, PolicyValueNet(9, blocks=1, channels=8), metadata={"k": "5"})
+    must_block = Gomoku.from_moves([36, 0, 37, 1, 38, 2, 39], size=9)
+    rng = np.random.default_rng(0)
+    batched = AlphaZeroPlayer(path, simulations=32, leaves_per_round=4)
+    assert batched.choose(must_block, rng=rng) == 40
+    calls = batched.evaluator.calls
+    assert calls < 32  # several leaves per network call
+    assert batched.last_simulations == 32
+    plain = AlphaZeroPlayer(path, simulations=32, decisive_moves=False)
+    assert len(plain.mcts.search(must_block, Budget(simulations=32), rng=rng).actions) > 1
 
 
 # ------------------------------------------------------------------------------------ specs
