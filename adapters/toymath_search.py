@@ -31,7 +31,11 @@ solution so far is right. The verifier is the trained PRM (``"prm"``), an outcom
 step with its ``<sep>``, plus ``<eos>``): the cost of one correct solution. A search at ``n``
 gets ``Budget(tokens=ceil(budget_slack * n * unit))``, so ``n`` sampled solutions fit even when
 some are a little longer than the reference (``budget_slack`` 1.25 by default). Only tokens the
-policy generates count; PRM work is reported separately (``token_ratios``).
+policy generates count; PRM work is reported separately (``token_ratios``). Every sampled token
+counts, duplicates included: :class:`~treesearch.adapters.policies.HFStepPolicy` merges
+identical samples into one candidate charged once, so the searches here use it through
+:class:`AllSamplesCharged`, which charges such a candidate for all its samples (a confident
+policy proposing four copies of one step has spent four steps' worth of generation).
 
 Every search starts with empty KV caches and zeroed counters, so its ``tokens_processed`` and
 tree sizes (:func:`treesearch.adapters.accounting.token_ratios`) describe that search alone.
@@ -39,6 +43,7 @@ tree sizes (:func:`treesearch.adapters.accounting.token_ratios`) describe that s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -49,7 +54,17 @@ from typing import Any
 
 import numpy as np
 
-from treesearch import DVTS, MCTS, BeamSearch, BestOfN, Budget, Score, SearchResult, Tree
+from treesearch import (
+    DVTS,
+    MCTS,
+    BeamSearch,
+    BestOfN,
+    Budget,
+    Candidate,
+    Score,
+    SearchResult,
+    Tree,
+)
 from treesearch.adapters.accounting import TokenCounting, tree_tokens
 from treesearch.adapters.state import ReasoningState
 from treesearch.adapters.toymath import (
@@ -68,6 +83,7 @@ __all__ = [
     "METHODS",
     "SHIPPED_CHECKPOINTS",
     "VERIFIERS",
+    "AllSamplesCharged",
     "OracleVerifier",
     "ScalingConfig",
     "SearchOutcome",
@@ -285,6 +301,42 @@ def mcts_answer_node(tree: Tree) -> int | None:
     return best
 
 
+class AllSamplesCharged:
+    """A step policy whose candidates are charged for every sample that produced them.
+
+    :class:`~treesearch.adapters.policies.HFStepPolicy` merges identical samples into one
+    candidate (``payload["count"]`` samples) whose ``num_tokens`` is one step's length, so a
+    token budget would not see the duplicates it generated. Here such a candidate carries
+    ``count * num_tokens``: the sum over a call's candidates is then every token generated,
+    which the wrapped policy already keeps within ``max_tokens``. Everything else (counters,
+    caches, ``node_tokens``) is the wrapped policy's.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        if not callable(getattr(policy, "propose", None)):
+            raise TypeError(f"policy must have .propose, got {type(policy).__name__}")
+        self.policy = policy
+
+    def propose(
+        self, states: Sequence[Any], *, rng: np.random.Generator, max_tokens: int | None = None
+    ) -> list[list[Candidate]]:
+        proposals = self.policy.propose(states, rng=rng, max_tokens=max_tokens)
+        return [[self._charged(c) for c in candidates] for candidates in proposals]
+
+    @staticmethod
+    def _charged(candidate: Candidate) -> Candidate:
+        payload = candidate.payload
+        count = payload.get("count", 1) if isinstance(payload, dict) else 1
+        if count == 1:
+            return candidate
+        return dataclasses.replace(candidate, num_tokens=candidate.num_tokens * int(count))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "policy":  # not set yet (during unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.policy, name)
+
+
 def weighted_vote(tree: Tree, nodes: Sequence[int]) -> int | None:
     """Weighted best-of-N over scored ``nodes``: the answer (:func:`final_answer`) with the
     largest sum of scores wins (ties: the answer seen first), and its best-scored node is
@@ -372,7 +424,8 @@ class ToyMathSearcher:
 
     # ------------------------------------------------------------------ components
     def policy(self, *, temperature: float, num_candidates: int) -> Any:
-        """The step policy with these settings (one per setting, sharing the model)."""
+        """The step policy with these settings (one per setting, sharing the model), charged
+        for every sample (:class:`AllSamplesCharged`)."""
         from treesearch.adapters.policies import HFStepPolicy
 
         key = (float(temperature), int(num_candidates))
@@ -389,6 +442,7 @@ class ToyMathSearcher:
                 dtype=self.config.dtype,
                 kv_reuse=self.config.kv_reuse,
             )
+            policy = AllSamplesCharged(policy)
             self._policies[key] = policy
         return policy
 
