@@ -1,0 +1,156 @@
+"""Tests for treesearch.train.toymath_recipe: a tiny end-to-end run, and the shipped checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from treesearch.adapters import toymath as tm  # noqa: E402
+from treesearch.train.toymath_recipe import (  # noqa: E402
+    CHECKPOINT_NAMES,
+    PolicyStage,
+    ToyMathRecipe,
+    best_of_n,
+    run_recipe,
+    sample_solutions,
+    shipped_checkpoint,
+)
+
+
+def tiny_recipe() -> ToyMathRecipe:
+    return ToyMathRecipe(
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=64,
+        policy_stages=(
+            PolicyStage(mix=(("easy", 2),), num_steps=4, batch_size=8, learning_rate=3e-3),
+        ),
+        reward_problems_per_level=3,
+        reward_samples=2,
+        flawed_per_level=3,
+        gold_per_level=3,
+        prm_steps=2,
+        orm_steps=2,
+        eval_size=3,
+        best_of_n=2,
+        best_of_problems=2,
+        shepherd_solutions=2,
+        shepherd_completions=2,
+    )
+
+
+def test_recipe_validation():
+    with pytest.raises(ValueError, match="unknown level"):
+        PolicyStage(mix=(("tricky", 2),), num_steps=1, batch_size=1, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="at least one"):
+        PolicyStage(mix=(), num_steps=1, batch_size=1, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="prm_steps"):
+        ToyMathRecipe(prm_steps=-1)
+    with pytest.raises(ValueError, match="precision"):
+        ToyMathRecipe(precision="fp8")
+    with pytest.raises(ValueError, match="unknown checkpoint"):
+        shipped_checkpoint("value")
+
+
+@pytest.mark.slow
+def test_tiny_recipe_writes_loadable_checkpoints(tmp_path, one_torch_thread):
+    from transformers import AutoModelForCausalLM
+
+    report = run_recipe(tmp_path, tiny_recipe(), command="test")
+    for name in CHECKPOINT_NAMES:
+        folder = tmp_path / name
+        info = json.loads((folder / "training.json").read_text())
+        assert info["model"] == name and info["command"] == "test"
+        assert info["policy_greedy"] == report["policy_greedy"]
+        AutoModelForCausalLM.from_pretrained(folder)
+    assert set(report["policy_greedy"]) == {"easy", "medium", "hard"}
+    assert set(report["seconds"]) >= {"policy_training", "prm_training", "orm_training"}
+
+
+def test_best_of_n_counts_by_hand(toy_tokenizer, tiny_llama, one_torch_thread):
+    """With a scripted group the picks are known: the oracle and the vote see the right answer."""
+    from treesearch.train.toymath_recipe import Solution
+
+    problem = tm.ToyProblem(2, (tm.Operation("+", 3),))
+    good = ("2+3=5", "The answer is 5")
+    bad = ("2+3=6", "The answer is 6")
+
+    def solution(steps):
+        return Solution(problem, steps, True, tm.check_solution(problem, steps))
+
+    group = [solution(bad), solution(good), solution(good)]
+    model = tiny_llama(toy_tokenizer)
+    picks = best_of_n(model, model, toy_tokenizer, [group])
+    assert picks["first_sample"] == 0.0
+    assert picks["majority_vote"] == 1.0
+    assert picks["oracle"] == 1.0
+    assert set(picks) == {"first_sample", "majority_vote", "orm", "prm_min", "prm_last", "oracle"}
+
+
+def test_sampled_solutions_are_checked(toy_tokenizer, tiny_llama, one_torch_thread):
+    problems = tm.heldout_split("easy", 3)
+    model = tiny_llama(toy_tokenizer)
+    groups = sample_solutions(
+        model,
+        toy_tokenizer,
+        problems,
+        samples=2,
+        temperature=1.0,
+        rng=np.random.default_rng(0),
+        max_new_tokens=30,
+    )
+    assert [len(g) for g in groups] == [2, 2, 2]
+    for problem, group in zip(problems, groups, strict=True):
+        for s in group:
+            assert s.problem == problem
+            assert s.check == tm.check_solution(problem, s.steps)
+            assert not s.solved  # a random model does not solve anything
+
+
+# ------------------------------------------------------------------------------- shipped
+def _shipped():
+    try:
+        return {name: shipped_checkpoint(name) for name in CHECKPOINT_NAMES}
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+def test_shipped_checkpoints_load_and_behave(one_torch_thread):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from treesearch.train.prm import score_steps
+
+    folders = _shipped()
+    tokenizer = AutoTokenizer.from_pretrained(folders["policy"])
+    assert tokenizer("1+1=2<sep>")["input_ids"] == tm.build_tokenizer()("1+1=2<sep>")["input_ids"]
+    for folder in folders.values():
+        assert (folder / "model.safetensors").stat().st_size < 8_000_000
+    policy = AutoModelForCausalLM.from_pretrained(folders["policy"]).eval()
+    recorded = json.loads((folders["policy"] / "training.json").read_text())["policy_greedy"]
+
+    # Greedy decoding of the 200 held-out easy problems gives the recorded accuracy (up to a
+    # few flipped decisions where another CPU rounds differently).
+    problems = tm.heldout_split("easy", recorded["easy"]["problems"])
+    groups = sample_solutions(
+        policy, tokenizer, problems, samples=1, temperature=0, rng=np.random.default_rng(0)
+    )
+    accuracy = sum(g[0].solved for g in groups) / len(groups)
+    assert abs(accuracy - recorded["easy"]["accuracy"]) <= 0.03
+    assert accuracy > 0.5 and recorded["medium"]["accuracy"] < 0.5  # imperfect, as intended
+
+    # The PRM prefers the gold solution to a one-slip one on most easy problems.
+    prm = AutoModelForCausalLM.from_pretrained(folders["prm"]).eval()
+    rng = np.random.default_rng(0)
+    pairs = []
+    for problem in problems[:40]:
+        slipped, _ = tm.flawed_steps(problem, rng)
+        pairs += [(problem.prompt, problem.steps), (problem.prompt, slipped)]
+    scores = score_steps(prm, tokenizer, pairs)
+    wins = sum(scores[i][-1] > scores[i + 1][-1] for i in range(0, len(scores), 2))
+    assert wins >= 30, f"the shipped PRM preferred the gold solution in {wins} of 40 pairs"

@@ -1,0 +1,684 @@
+"""The recipe behind the shipped toy-math checkpoints: a tiny policy, a PRM and an ORM.
+
+Everything is trained from scratch on the toy arithmetic world of
+:mod:`treesearch.adapters.toymath` in about ten minutes of one CPU core:
+
+1. **Policy** (:func:`train_policy`): a tiny ``LlamaForCausalLM`` from a config, trained by
+   step-wise SFT (:mod:`treesearch.train.sft`) on correct solutions, with a curriculum: easy
+   problems first (a small model learns to copy numbers from the prompt there), then longer and
+   larger ones. It stays imperfect on purpose: it makes arithmetic and bookkeeping slips on
+   medium and hard problems, which search can fix.
+2. **Reward data**: the policy samples solutions to fresh training problems; the exact checker
+   (``toymath.check_solution``) labels every step (1 until the first wrong step, then 0), as
+   PRM800K's raters would (Lightman et al., arXiv 2305.20050); one-slip solutions
+   (``toymath.flawed_steps``) and gold solutions are mixed in.
+3. **PRM** (:mod:`treesearch.train.prm`, ``head="lm"``): the policy's weights, fine-tuned so that
+   the logits at each step's ``<sep>`` say ``Positive`` or ``Negative`` (the ``"seed"`` preset of
+   :class:`~treesearch.adapters.verifiers.HFPRM`). **ORM**: the same, with one outcome label at
+   the last ``<sep>``.
+4. **Evaluation** on the held-out splits: the policy's greedy accuracy per level; the PRM's
+   ProcessBench first-error F1 (:func:`~treesearch.train.prm.processbench_f1`) on sampled
+   held-out solutions with exact labels; best-of-N reranking (first sample, majority vote, ORM,
+   PRM) against the oracle; and Math-Shepherd Monte-Carlo labels
+   (:mod:`treesearch.train.math_shepherd`) against the exact ones.
+
+:func:`run_recipe` does it all and writes the three checkpoints with
+:func:`~treesearch.train.lm_common.save_pretrained_atomic`; ``scripts/train_toymath.py`` is its
+command line, and ``adapters/checkpoints/toymath/{policy,prm,orm}`` hold the shipped result
+(:func:`shipped_checkpoint`). The numbers of a run are in each checkpoint's ``training.json``.
+
+All randomness comes from ``numpy.random.default_rng(seed)`` (and torch generators seeded from
+it), so the same seed, torch version and CPU repeat a run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from treesearch.adapters import toymath
+from treesearch.adapters.data import PRMExample
+
+__all__ = [
+    "CHECKPOINT_NAMES",
+    "PolicyStage",
+    "Solution",
+    "ToyMathRecipe",
+    "evaluate_policy",
+    "evaluate_prm",
+    "new_policy_model",
+    "run_recipe",
+    "sample_solutions",
+    "shipped_checkpoint",
+    "train_policy",
+]
+
+_log = logging.getLogger(__name__)
+
+CHECKPOINT_NAMES = ("policy", "prm", "orm")
+LEVELS = ("easy", "medium", "hard")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyStage:
+    """One SFT stage: problems drawn uniformly from ``mix``, pairs ``(level, num_steps)`` (the
+    level's operand sizes with that many operations)."""
+
+    mix: tuple[tuple[str, int], ...]
+    num_steps: int
+    batch_size: int
+    learning_rate: float
+
+    def __post_init__(self) -> None:
+        if not self.mix:
+            raise ValueError("a stage needs at least one (level, num_steps) pair")
+        for level, steps in self.mix:
+            if level not in toymath.DIFFICULTIES:
+                raise ValueError(f"unknown level {level!r}")
+            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 64:
+                raise ValueError(f"num_steps of a mix entry must be in 1..64, not {steps!r}")
+
+
+def _default_stages() -> tuple[PolicyStage, ...]:
+    # One-operation problems of every size first (copying numbers from the prompt, one lookup,
+    # one sum), then longer chains: a tiny model trained on full-length problems from the start
+    # learns to copy numbers far more slowly (measured). The later stages favour the medium
+    # level: at this budget the hard level's arithmetic stays out of reach either way.
+    return (
+        PolicyStage(
+            mix=(("easy", 1), ("easy", 2), ("medium", 1), ("hard", 1)),
+            num_steps=600,
+            batch_size=32,
+            learning_rate=3e-3,
+        ),
+        PolicyStage(
+            mix=(
+                ("easy", 2),
+                ("medium", 1),
+                ("medium", 2),
+                ("medium", 3),
+                ("hard", 1),
+                ("hard", 2),
+            ),
+            num_steps=800,
+            batch_size=32,
+            learning_rate=3e-3,
+        ),
+        PolicyStage(
+            mix=(
+                ("easy", 2),
+                ("medium", 2),
+                ("medium", 3),
+                ("medium", 4),
+                ("medium", 4),
+                ("hard", 2),
+                ("hard", 4),
+            ),
+            num_steps=800,
+            batch_size=32,
+            learning_rate=2e-3,
+        ),
+        PolicyStage(
+            mix=(("easy", 2), ("medium", 4), ("medium", 4), ("medium", 4), ("hard", 6)),
+            num_steps=400,
+            batch_size=32,
+            learning_rate=1e-3,
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyMathRecipe:
+    """Every setting of :func:`run_recipe` (frozen).
+
+    Attributes:
+        seed: the one seed of the run.
+        hidden_size, num_layers, num_heads, intermediate_size: the Llama config.
+        initializer_range: the std of the initial weights; 0.06 rather than Llama's 0.02 (at
+            width 128 the small default leaves attention nearly uniform for hundreds of steps
+            and the model is slow to learn to copy numbers; measured on the first stage).
+        policy_stages: the SFT curriculum.
+        precision: ``"fp32"``, or ``"bf16"`` autocast (float32 weights; slower than float32
+            at this size on a CPU, measured 1.6-1.9x).
+        sample_temperature: temperature of every sampled solution (reward data, evaluation,
+            best-of-N, Math-Shepherd completions).
+        reward_problems_per_level: training problems per level the policy solves for the
+            reward data, ``reward_samples`` times each.
+        flawed_per_level, gold_per_level: one-slip and gold solutions per level mixed into the
+            PRM and ORM data (the policy's own samples are mostly wrong on the harder levels;
+            these keep the labels near balance).
+        prm_steps, prm_batch_size, prm_learning_rate: PRM training.
+        orm_steps, orm_batch_size, orm_learning_rate: ORM training.
+        eval_size: held-out problems per level for greedy accuracy and the ProcessBench F1.
+        best_of_n, best_of_problems: best-of-N reranking on ``best_of_problems`` held-out
+            problems of the medium and hard levels.
+        shepherd_solutions, shepherd_completions: Math-Shepherd labels for this many reward
+            solutions with ``N`` completions per step.
+    """
+
+    seed: int = 0
+    hidden_size: int = 128
+    num_layers: int = 3
+    num_heads: int = 8
+    intermediate_size: int = 384
+    initializer_range: float = 0.06
+    policy_stages: tuple[PolicyStage, ...] = field(default_factory=_default_stages)
+    precision: str = "fp32"
+    sample_temperature: float = 0.8
+    reward_problems_per_level: int = 300
+    reward_samples: int = 4
+    flawed_per_level: int = 800
+    gold_per_level: int = 800
+    prm_steps: int = 600
+    prm_batch_size: int = 32
+    prm_learning_rate: float = 2e-3
+    orm_steps: int = 150
+    orm_batch_size: int = 32
+    orm_learning_rate: float = 1e-3
+    eval_size: int = 200
+    best_of_n: int = 8
+    best_of_problems: int = 100
+    shepherd_solutions: int = 60
+    shepherd_completions: int = 8
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("policy_stages", "precision", "sample_temperature", "initializer_range"):
+                continue
+            if "rate" in f.name:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{f.name} must be a non-negative int, not {value!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', not {self.precision!r}")
+        if not self.policy_stages:
+            raise ValueError("policy_stages is empty")
+        if not (math.isfinite(self.sample_temperature) and self.sample_temperature > 0):
+            raise ValueError("sample_temperature must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["policy_stages"] = [
+            {**dataclasses.asdict(s), "mix": [list(m) for m in s.mix]} for s in self.policy_stages
+        ]
+        return data
+
+
+# ------------------------------------------------------------------------------------ policy
+def new_policy_model(tokenizer: Any, recipe: ToyMathRecipe) -> Any:
+    """A randomly initialised tiny ``LlamaForCausalLM`` (weights drawn under a forked torch RNG
+    seeded with ``recipe.seed``)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_layers,
+        num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        initializer_range=recipe.initializer_range,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = LlamaForCausalLM(config)
+    return model.eval()
+
+
+def stage_problems(
+    stage: PolicyStage, count: int, rng: np.random.Generator
+) -> list[toymath.ToyProblem]:
+    """``count`` training problems drawn uniformly from the stage's mix."""
+    out = []
+    for _ in range(count):
+        level, steps = stage.mix[int(rng.integers(len(stage.mix)))]
+        config = dataclasses.replace(toymath.DIFFICULTIES[level], num_steps=steps)
+        out.append(toymath.generate_problem(rng, config))
+    return out
+
+
+def train_policy(
+    model: Any,
+    tokenizer: Any,
+    recipe: ToyMathRecipe,
+    rng: np.random.Generator,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the SFT curriculum on ``model`` (in place); one summary per stage."""
+    from .sft import SFTConfig, train_sft
+
+    summaries = []
+    for index, stage in enumerate(recipe.policy_stages):
+        problems = stage_problems(stage, stage.num_steps * stage.batch_size, rng)
+        config = SFTConfig(
+            num_steps=stage.num_steps,
+            batch_size=stage.batch_size,
+            learning_rate=stage.learning_rate,
+            warmup_steps=20,
+            min_lr_ratio=0.2,
+            precision=recipe.precision,  # type: ignore[arg-type]
+            log_every=50,
+        )
+
+        def report(p: Any, _index: int = index) -> None:
+            if progress is not None:
+                progress(
+                    f"policy stage {_index + 1}: step {p.step}/{p.num_steps} loss {p.loss:.3f}"
+                )
+
+        log = train_sft(
+            model,
+            tokenizer,
+            [p.sft_example() for p in problems],
+            config=config,
+            rng=rng,
+            progress=report,
+        )
+        summaries.append(
+            {"stage": index + 1, "final_loss": round(log.final_loss, 4), "seconds": log.seconds}
+        )
+    return summaries
+
+
+# --------------------------------------------------------------------------------- solutions
+@dataclass(frozen=True)
+class Solution:
+    """A sampled solution with its exact verdict."""
+
+    problem: toymath.ToyProblem
+    steps: tuple[str, ...]
+    finished: bool
+    check: toymath.SolutionCheck
+
+    @property
+    def solved(self) -> bool:
+        """Finished, every step right and the answer given."""
+        return self.finished and self.check.solved
+
+    @property
+    def answer_correct(self) -> bool:
+        """Finished with the right final answer (the steps may be wrong)."""
+        return self.finished and self.check.answer == self.problem.answer
+
+    @property
+    def first_error(self) -> int:
+        """ProcessBench's label: the first wrong step, or -1."""
+        return -1 if self.check.first_error is None else self.check.first_error
+
+
+def sample_solutions(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[toymath.ToyProblem],
+    *,
+    samples: int,
+    temperature: float,
+    rng: np.random.Generator,
+    max_new_tokens: int = 200,
+) -> list[list[Solution]]:
+    """``samples`` solutions per problem (temperature 0: greedy), checked exactly."""
+    from .math_shepherd import HFCompleter
+
+    completer = HFCompleter(
+        model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=64
+    )
+    completions = completer.complete([(p.prompt, ()) for p in problems], samples, rng=rng)
+    return [
+        [
+            Solution(problem, c.steps, c.finished, toymath.check_solution(problem, c.steps))
+            for c in per_problem
+        ]
+        for problem, per_problem in zip(problems, completions, strict=True)
+    ]
+
+
+def evaluate_policy(
+    model: Any, tokenizer: Any, *, size: int, rng: np.random.Generator
+) -> dict[str, dict[str, Any]]:
+    """Greedy accuracy per level on ``toymath.heldout_split(level, size)`` (``accuracy``: every
+    step right; ``answer_accuracy``: the final answer right), with the reasons of the first
+    errors."""
+    out = {}
+    for level in LEVELS:
+        problems = toymath.heldout_split(level, size)
+        solutions = sample_solutions(model, tokenizer, problems, samples=1, temperature=0, rng=rng)
+        flat = [s[0] for s in solutions]
+        reasons = Counter(
+            s.check.steps[s.check.first_error].reason
+            for s in flat
+            if s.check.first_error is not None
+        )
+        out[level] = {
+            "accuracy": sum(s.solved for s in flat) / len(flat),
+            "answer_accuracy": sum(s.answer_correct for s in flat) / len(flat),
+            "first_error_reasons": dict(sorted(reasons.items())),
+            "problems": len(flat),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------ reward data
+def reward_examples(
+    solutions: Sequence[Solution],
+    rng: np.random.Generator,
+    recipe: ToyMathRecipe,
+) -> tuple[list[PRMExample], list[Any]]:
+    """PRM examples (sampled, one-slip and gold solutions, exact labels) and ORM examples
+    (the finished sampled solutions, the one-slip and the gold ones, with their outcome)."""
+    from .prm import ORMExample
+
+    prm = [toymath.prm_example(s.problem, s.steps) for s in solutions if s.steps]
+    orm = [
+        ORMExample(s.problem.prompt, s.steps, float(s.solved))
+        for s in solutions
+        if s.finished and s.steps
+    ]
+    for level in LEVELS:
+        config = toymath.DIFFICULTIES[level]
+        for problem in toymath.generate_problems(rng, config, recipe.flawed_per_level):
+            steps, _ = toymath.flawed_steps(problem, rng)
+            prm.append(toymath.prm_example(problem, steps))
+            orm.append(ORMExample(problem.prompt, steps, 0.0))
+        for problem in toymath.generate_problems(rng, config, recipe.gold_per_level):
+            prm.append(toymath.prm_example(problem, problem.steps))
+            orm.append(ORMExample(problem.prompt, problem.steps, 1.0))
+    return prm, orm
+
+
+# ------------------------------------------------------------------------------ evaluation
+def evaluate_prm(prm: Any, tokenizer: Any, solutions: Sequence[Solution]) -> dict[str, Any]:
+    """ProcessBench first-error F1 of an LM-head PRM on finished solutions with exact labels."""
+    from .prm import first_error_prediction, processbench_f1, score_steps
+
+    finished = [s for s in solutions if s.finished and s.steps]
+    scores = score_steps(prm, tokenizer, [(s.problem.prompt, s.steps) for s in finished])
+    labels = [s.first_error for s in finished]
+    predictions = [first_error_prediction(ss) for ss in scores]
+    result = processbench_f1(labels, predictions)
+    step_right = sum(
+        (score >= 0.5) == (label == 1)
+        for s, ss in zip(finished, scores, strict=True)
+        for score, label in zip(ss, s.check.labels, strict=True)
+    )
+    return {
+        "f1": result.f1,
+        "acc_erroneous": result.acc_erroneous,
+        "acc_correct": result.acc_correct,
+        "num_erroneous": result.num_erroneous,
+        "num_correct": result.num_correct,
+        "step_accuracy": step_right / max(1, sum(len(s.steps) for s in finished)),
+    }
+
+
+def best_of_n(
+    prm: Any,
+    orm: Any,
+    tokenizer: Any,
+    solutions: Sequence[Sequence[Solution]],
+) -> dict[str, float]:
+    """Final-answer accuracy of picking one of N sampled solutions per problem: the first
+    sample, majority vote over answers, the ORM's best, the PRM's best (min and last
+    aggregation) and the oracle (any sample with the right answer)."""
+    from .prm import score_steps
+
+    flat = [s for group in solutions for s in group]
+    pairs = [(s.problem.prompt, s.steps or ("?",)) for s in flat]
+    prm_scores = score_steps(prm, tokenizer, pairs)
+    orm_scores = score_steps(orm, tokenizer, pairs, last_only=True)
+    picks: dict[str, int] = Counter()
+    offset = 0
+    for group in solutions:
+        n = len(group)
+        steps_scores = prm_scores[offset : offset + n]
+        outcome = [s[0] for s in orm_scores[offset : offset + n]]
+        offset += n
+        usable = [s.finished and bool(s.steps) for s in group]
+
+        def best(values: Sequence[float], _usable: list[bool] = usable) -> int:
+            return max(range(len(values)), key=lambda i: (_usable[i], values[i]))
+
+        answers = [s.check.answer if s.finished else None for s in group]
+        votes = Counter(a for a in answers if a is not None)
+        majority = votes.most_common(1)[0][0] if votes else None
+        picks["first_sample"] += group[0].answer_correct
+        picks["majority_vote"] += majority is not None and majority == group[0].problem.answer
+        picks["orm"] += group[best(outcome)].answer_correct
+        picks["prm_min"] += group[best([min(s) for s in steps_scores])].answer_correct
+        picks["prm_last"] += group[best([s[-1] for s in steps_scores])].answer_correct
+        picks["oracle"] += any(s.answer_correct for s in group)
+    return {name: picks[name] / len(solutions) for name in sorted(picks)}
+
+
+def shepherd_report(
+    policy: Any,
+    tokenizer: Any,
+    solutions: Sequence[Solution],
+    recipe: ToyMathRecipe,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Math-Shepherd labels with the policy as completer, compared with the exact labels."""
+    from .math_shepherd import HFCompleter, SolutionToLabel, compare_with_exact, monte_carlo_labels
+
+    chosen = [s for s in solutions if s.finished and s.steps][: recipe.shepherd_solutions]
+    if not chosen:
+        return {}
+    completer = HFCompleter(
+        policy, tokenizer, max_new_tokens=200, temperature=recipe.sample_temperature
+    )
+    to_label = [
+        SolutionToLabel(s.problem.prompt, s.steps, str(s.problem.answer), True) for s in chosen
+    ]
+    start = time.perf_counter()
+    estimates = monte_carlo_labels(
+        to_label, completer, num_completions=recipe.shepherd_completions, rng=rng
+    )
+    comparison = compare_with_exact(estimates, [s.check.labels for s in chosen])
+    return {
+        **dataclasses.asdict(comparison),
+        "solutions": len(chosen),
+        "completions_sampled": completer.sequences_sampled,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+# ------------------------------------------------------------------------------------ recipe
+def run_recipe(
+    out_dir: str | Path,
+    recipe: ToyMathRecipe | None = None,
+    *,
+    command: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train the policy, PRM and ORM, evaluate them, and save the three checkpoints under
+    ``out_dir`` (``policy``, ``prm``, ``orm``; ``adapters/checkpoints/toymath`` is where
+    :mod:`treesearch.adapters.toymath_search` finds the shipped ones). Returns the report
+    that each checkpoint's ``training.json`` also holds."""
+    import torch
+
+    from .lm_common import save_pretrained_atomic
+    from .prm import PRMConfig, train_orm, train_prm
+
+    recipe = ToyMathRecipe() if recipe is None else recipe
+    say = progress if progress is not None else (lambda message: _log.info("%s", message))
+    out = Path(out_dir)
+    rng = np.random.default_rng(recipe.seed)
+    tokenizer = toymath.build_tokenizer()
+    times: dict[str, float] = {}
+    report: dict[str, Any] = {
+        "recipe": recipe.to_dict(),
+        "command": command,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+    def timed(name: str, start: float) -> None:
+        times[name] = round(time.perf_counter() - start, 1)
+        say(f"{name}: {times[name]} s")
+
+    start = time.perf_counter()
+    policy = new_policy_model(tokenizer, recipe)
+    report["policy_parameters"] = sum(p.numel() for p in policy.parameters())
+    report["policy_stages"] = train_policy(policy, tokenizer, recipe, rng, say)
+    timed("policy_training", start)
+
+    start = time.perf_counter()
+    report["policy_greedy"] = evaluate_policy(policy, tokenizer, size=recipe.eval_size, rng=rng)
+    timed("policy_evaluation", start)
+    say(f"greedy accuracy: { {k: v['accuracy'] for k, v in report['policy_greedy'].items()} }")
+
+    start = time.perf_counter()
+    reward_solutions: list[Solution] = []
+    for level in LEVELS:
+        problems = toymath.generate_problems(
+            rng, toymath.DIFFICULTIES[level], recipe.reward_problems_per_level
+        )
+        groups = sample_solutions(
+            policy,
+            tokenizer,
+            problems,
+            samples=recipe.reward_samples,
+            temperature=recipe.sample_temperature,
+            rng=rng,
+        )
+        reward_solutions.extend(s for group in groups for s in group)
+    prm_data, orm_data = reward_examples(reward_solutions, rng, recipe)
+    report["reward_data"] = {
+        "sampled_solutions": len(reward_solutions),
+        "sampled_solved": sum(s.solved for s in reward_solutions),
+        "prm_examples": len(prm_data),
+        "prm_negative_steps": sum(y == 0 for e in prm_data for y in e.labels),
+        "prm_positive_steps": sum(y == 1 for e in prm_data for y in e.labels),
+        "orm_examples": len(orm_data),
+        "orm_positive": sum(e.label == 1 for e in orm_data),
+    }
+    timed("reward_data", start)
+
+    start = time.perf_counter()
+    prm = copy.deepcopy(policy)
+    prm_config = PRMConfig(
+        num_steps=recipe.prm_steps,
+        batch_size=recipe.prm_batch_size,
+        learning_rate=recipe.prm_learning_rate,
+        warmup_steps=20,
+        precision=recipe.precision,  # type: ignore[arg-type]
+        log_every=50,
+    )
+    prm_log = train_prm(
+        prm,
+        tokenizer,
+        prm_data,
+        config=prm_config,
+        rng=rng,
+        progress=lambda p: say(f"prm: step {p.step}/{p.num_steps} loss {p.loss:.3f}"),
+    )
+    report["prm_final_loss"] = round(prm_log.final_loss, 4)
+    timed("prm_training", start)
+
+    start = time.perf_counter()
+    orm = copy.deepcopy(policy)
+    orm_config = dataclasses.replace(
+        prm_config,
+        num_steps=recipe.orm_steps,
+        batch_size=recipe.orm_batch_size,
+        learning_rate=recipe.orm_learning_rate,
+    )
+    orm_log = train_orm(
+        orm,
+        tokenizer,
+        orm_data,
+        config=orm_config,
+        rng=rng,
+        progress=lambda p: say(f"orm: step {p.step}/{p.num_steps} loss {p.loss:.3f}"),
+    )
+    report["orm_final_loss"] = round(orm_log.final_loss, 4)
+    timed("orm_training", start)
+
+    start = time.perf_counter()
+    processbench: dict[str, Any] = {}
+    heldout: list[Solution] = []
+    for level in LEVELS:
+        groups = sample_solutions(
+            policy,
+            tokenizer,
+            toymath.heldout_split(level, recipe.eval_size),
+            samples=1,
+            temperature=recipe.sample_temperature,
+            rng=rng,
+        )
+        solutions = [g[0] for g in groups]
+        heldout.extend(solutions)
+        processbench[level] = evaluate_prm(prm, tokenizer, solutions)
+    processbench["all"] = evaluate_prm(prm, tokenizer, heldout)
+    report["prm_processbench"] = processbench
+    say(f"PRM ProcessBench F1: { {k: round(v['f1'], 3) for k, v in processbench.items()} }")
+    report["best_of_n"] = {}
+    for level in ("medium", "hard"):
+        groups = sample_solutions(
+            policy,
+            tokenizer,
+            toymath.heldout_split(level, recipe.best_of_problems),
+            samples=recipe.best_of_n,
+            temperature=recipe.sample_temperature,
+            rng=rng,
+        )
+        report["best_of_n"][level] = best_of_n(prm, orm, tokenizer, groups)
+    say(f"best-of-{recipe.best_of_n}: {report['best_of_n']}")
+    timed("reward_evaluation", start)
+
+    start = time.perf_counter()
+    report["math_shepherd_vs_exact"] = shepherd_report(
+        policy, tokenizer, reward_solutions[:: max(1, len(reward_solutions) // 500)], recipe, rng
+    )
+    timed("math_shepherd", start)
+    report["seconds"] = times
+    report["total_seconds"] = round(sum(times.values()), 1)
+    report = _json_safe(report)
+
+    for name, model in zip(CHECKPOINT_NAMES, (policy, prm, orm), strict=True):
+        save_pretrained_atomic(out / name, model, tokenizer, training={"model": name, **report})
+    say(f"saved {', '.join(str(out / n) for n in CHECKPOINT_NAMES)}")
+    return report
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """The folder of a toy-math checkpoint shipped with the package: ``"policy"``, ``"prm"``
+    or ``"orm"`` (load it with ``from_pretrained``)."""
+    if name not in CHECKPOINT_NAMES:
+        raise ValueError(f"unknown checkpoint {name!r}; shipped: {CHECKPOINT_NAMES}")
+    import treesearch.adapters
+
+    folder = Path(treesearch.adapters.__file__).parent / "checkpoints" / "toymath" / name
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(
+            f"{folder} is missing; reinstall treesearch or rebuild it with "
+            "python scripts/train_toymath.py"
+        )
+    return folder
