@@ -140,6 +140,7 @@ def test_demo_runs_real_mcts(tmp_path, capsys):
     check_demo(summary, tmp_path / "a", 200)
     # the same search through the command line prints the table and the move
     argv = ["demo", "--out", str(tmp_path / "b"), "--sims", "200", "--seed", "1", "--no-gomoku"]
+    argv.append("--no-toymath")
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"chosen move: column {summary['action']}" in out
@@ -182,6 +183,7 @@ def test_demo_output_with_a_stand_in_search(tmp_path, capsys, monkeypatch):
     fake.MCTS = FakeMCTS
     monkeypatch.setitem(sys.modules, "treesearch.search.mcts", fake)
     argv = ["demo", "--out", str(tmp_path), "--sims", "40", "--opening", "33", "--no-gomoku"]
+    argv.append("--no-toymath")
     assert main(argv) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -264,6 +266,7 @@ def test_demo_plays_the_shipped_gomoku_agent(tmp_path, capsys, monkeypatch, tiny
     monkeypatch.setattr(arena, "shipped_agent_path", lambda size=9, k=5: tiny_agent)
     out_dir = tmp_path / "demo"
     argv = ["demo", "--out", str(out_dir), "--sims", "30", "--seed", "3", "--gomoku-sims", "12"]
+    argv.append("--no-toymath")
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "chosen move: column" in out  # the connect-four part comes first
@@ -296,7 +299,7 @@ def test_demo_without_a_shipped_agent_skips_gomoku_with_a_note(tmp_path, capsys,
     import treesearch.games.arena as arena
 
     monkeypatch.setattr(arena, "shipped_agent_path", lambda size=9, k=5: None)
-    assert main(["demo", "--out", str(tmp_path), "--sims", "20"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--sims", "20", "--no-toymath"]) == 0
     out = capsys.readouterr().out
     notes = [line for line in out.splitlines() if line.startswith("Gomoku")]
     assert len(notes) == 1
@@ -309,6 +312,7 @@ def test_demo_without_a_shipped_agent_skips_gomoku_with_a_note(tmp_path, capsys,
 def test_demo_with_a_missing_agent_file_is_a_one_line_error(tmp_path, capsys):
     missing = tmp_path / "nope.safetensors"
     argv = ["demo", "--out", str(tmp_path), "--sims", "20", "--gomoku-agent", str(missing)]
+    argv.append("--no-toymath")
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "treesearch: error: " in err and "nope.safetensors" in err
@@ -322,3 +326,49 @@ def test_run_demo_takes_the_gomoku_agent_as_an_argument(tmp_path, tiny_agent):
     assert (gomoku["size"], gomoku["k"]) == (9, 5)
     assert gomoku["paths"]["final"] == tmp_path / "with" / "gomoku-final.svg"
     check_gomoku_pictures(tmp_path / "with", gomoku["moves"], gomoku["moves"][0], 8)
+
+
+# ------------------------------------------------------------------------------ toy math demo
+@pytest.fixture
+def tiny_toymath_checkpoints(tmp_path):
+    """Random tiny policy, PRM and ORM saved as the shipped checkpoints are laid out."""
+    pytest.importorskip("transformers")
+    from treesearch.adapters.toymath import build_tokenizer
+    from treesearch.adapters.toymath_search import tiny_models
+
+    folder = tmp_path / "checkpoints"
+    models = tiny_models(build_tokenizer(), seed=0)
+    for name, model in zip(("policy", "prm", "orm"), models, strict=True):
+        model.save_pretrained(folder / name)
+    return folder
+
+
+def test_toymath_demo_searches_and_draws_the_beam_tree(tmp_path, tiny_toymath_checkpoints):
+    from treesearch.cli import _format_toymath, run_toymath_demo
+
+    summary = run_toymath_demo(
+        tmp_path / "out", checkpoints=tiny_toymath_checkpoints, problems=1, seed=0
+    )
+    assert list(summary["results"]) == ["greedy", "best-of-n", "beam"]
+    for result in summary["results"].values():
+        assert result["problems"] == 1 and 0.0 <= result["accuracy"] <= 1.0
+        assert 0 < result["usage"]["tokens"] <= result["usage"]["budget_tokens"]
+    beam = summary["results"]["beam"]
+    drawn = (
+        tmp_path
+        / "out"
+        / ("toymath-tree.svg" if summary["warning"] is None else "toymath-tree.dot")
+    )
+    assert beam["viz"] == str(drawn) and drawn.stat().st_size > 0
+    text = _format_toymath(summary)
+    assert "beam (n=4)" in text and str(drawn) in text
+
+
+def test_demo_without_toymath_checkpoints_skips_with_a_note(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("transformers")
+    import treesearch.adapters.toymath_search as toymath_search
+
+    monkeypatch.setattr(toymath_search, "SHIPPED_CHECKPOINTS", tmp_path / "none")
+    argv = ["demo", "--out", str(tmp_path), "--sims", "20", "--no-gomoku"]
+    assert main(argv) == 0
+    assert "Toy math: skipped (no shipped checkpoints" in capsys.readouterr().out

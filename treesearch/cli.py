@@ -33,7 +33,7 @@ from .cli_games import add_game_commands
 from .cli_search import add_search_command
 from .cli_train import add_train_command
 
-__all__ = ["main", "run_demo", "run_gomoku_demo"]
+__all__ = ["main", "run_demo", "run_gomoku_demo", "run_toymath_demo"]
 
 _PROG = "treesearch"
 
@@ -401,6 +401,16 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-gomoku", action="store_true", help="leave out the Gomoku game (connect four only)"
     )
+    demo.add_argument(
+        "--toymath-problems",
+        type=_int_at_least(1),
+        default=5,
+        metavar="N",
+        help="held-out toy-math problems for the PRM-guided search part (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--no-toymath", action="store_true", help="leave out the PRM-guided toy-math search"
+    )
     demo.set_defaults(handler=_cmd_demo)
     add_game_commands(commands)  # arena, play
     add_train_command(commands)  # train gomoku
@@ -434,13 +444,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(_format_demo(summary, sims=args.sims, seed=args.seed))
     if summary["warning"]:
         print(f"{_PROG}: warning: {summary['warning']}", file=sys.stderr)
-    if args.no_gomoku:
-        return 0
-    print()
+    if not args.no_gomoku:
+        print()
+        _demo_gomoku(args)
+    if not args.no_toymath:
+        print()
+        _demo_toymath(args)
+    return 0
+
+
+def _demo_gomoku(args: argparse.Namespace) -> None:
     agent, why_not = _demo_gomoku_agent(args.gomoku_agent)
     if agent is None:
         print(f"Gomoku: skipped ({why_not})")
-        return 0
+        return
     import torch
 
     torch.set_num_threads(1)  # one position per network call: extra threads only add overhead
@@ -450,7 +467,105 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(_format_gomoku(gomoku))
     if gomoku["warning"]:
         print(f"{_PROG}: warning: {gomoku['warning']}", file=sys.stderr)
-    return 0
+
+
+def _demo_toymath(args: argparse.Namespace) -> None:
+    try:
+        import torch
+
+        from .adapters.toymath_search import SHIPPED_CHECKPOINTS
+    except ImportError as exc:
+        print(f"Toy math: skipped ({exc.name} is missing: pip install 'treesearch[hf]')")
+        return
+    if not (SHIPPED_CHECKPOINTS / "policy" / "config.json").exists():
+        print(f"Toy math: skipped (no shipped checkpoints in {SHIPPED_CHECKPOINTS})")
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the loading bars of three tiny models are noise here
+    torch.set_num_threads(1)
+    print(
+        f"Toy math: greedy, best-of-4 and PRM-guided beam search (4 beams) on "
+        f"{args.toymath_problems} held-out medium problems...",
+        file=sys.stderr,
+        flush=True,
+    )
+    summary = run_toymath_demo(args.out, problems=args.toymath_problems, seed=args.seed)
+    print(_format_toymath(summary))
+
+
+def run_toymath_demo(
+    out_dir: str | os.PathLike[str],
+    *,
+    checkpoints: str | os.PathLike[str] | None = None,
+    problems: int = 5,
+    n: int = 4,
+    level: str = "medium",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Greedy decoding, best-of-``n`` and PRM-guided beam search with the shipped toy-math
+    policy and PRM (or the ``policy``/``prm``/``orm`` folders in ``checkpoints``) on the first
+    ``problems`` held-out problems of ``level``. Draws the first beam search's tree, with each
+    step's PRM score, to ``toymath-tree.svg`` (``.dot`` without Graphviz).
+
+    Returns:
+        ``models``, ``level``, ``n``, ``problems``, ``results`` (per method: the summary of
+        :func:`treesearch.cli_search.run_toymath`) and ``warning``.
+    """
+    from .adapters.toymath_search import open_searcher
+    from .cli_search import run_toymath
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    searcher, models = open_searcher(checkpoints, seed=seed)
+    results: dict[str, dict[str, Any]] = {}
+    warning = None
+    for algo in ("greedy", "best-of-n", "beam"):
+        options: dict[str, Any] = {"n": n, "problems": problems, "level": level, "seed": seed}
+        if algo == "beam":
+            try:
+                results[algo] = run_toymath(
+                    searcher, algo=algo, viz=str(out / "toymath-tree.svg"), **options
+                )
+                continue
+            except RuntimeError as exc:  # no Graphviz: search again and keep the DOT source
+                warning = str(exc)
+                results[algo] = run_toymath(
+                    searcher, algo=algo, viz=str(out / "toymath-tree.dot"), **options
+                )
+                continue
+        results[algo] = run_toymath(searcher, algo=algo, **options)
+    return {
+        "models": models,
+        "level": level,
+        "n": n,
+        "problems": problems,
+        "results": results,
+        "warning": warning,
+    }
+
+
+def _format_toymath(summary: dict[str, Any]) -> str:
+    lines = [
+        f"Toy math, {summary['problems']} held-out {summary['level']} problems, "
+        f"{summary['models']}:",
+        f"  {'method':<16} {'accuracy':>8} {'tokens/problem':>15} {'policy reuse':>13}",
+    ]
+    for algo, result in summary["results"].items():
+        usage, ratio = result["usage"], result["tokens_ratio"].get("policy")
+        name = algo if algo == "greedy" else f"{algo} (n={summary['n']})"
+        lines.append(
+            f"  {name:<16} {result['accuracy']:>8.0%} {usage['tokens_per_problem']:>15.0f} "
+            f"{'-' if ratio is None else f'{ratio:.2f}':>13}"
+        )
+    beam = summary["results"].get("beam", {})
+    if beam.get("viz"):
+        lines.append(f"  wrote {beam['viz']} (one beam search, each step with its PRM score)")
+    lines.append(
+        "  policy reuse: tokens the policy ran / unique tokens in the tree (KV-cache reuse; "
+        "a naive loop re-reads every prefix)"
+    )
+    return "\n".join(lines)
 
 
 def _demo_gomoku_agent(given: str | None) -> tuple[Path | None, str]:
