@@ -18,8 +18,9 @@ Methods (:data:`METHODS`), each given ``n`` and the token budget of ``n`` soluti
   the finished beams.
 * ``dvts``: diverse verifier tree search (:class:`~treesearch.DVTS`), ``n / M`` subtrees,
   weighted vote.
-* ``mcts``: PUCT MCTS over steps (:class:`~treesearch.MCTS` with the policy proposing ``M``
-  children per expanded leaf and the verifier valuing every leaf); the answer is the terminal
+* ``mcts``: PUCT MCTS over steps (:class:`~treesearch.MCTS` with the policy sampling ``M``
+  children per expanded leaf, ``M`` as for beam search, and the verifier valuing every leaf;
+  ``c`` 1.25, first-play urgency the parent's value); the answer is the terminal
   state at the end of the most-visited path, else the best-scored terminal state of the tree.
 
 Scores are aggregated with ``"last"`` (the last step's score), which for a PRM trained on the
@@ -128,8 +129,8 @@ class ScalingConfig:
     """Settings of the searches (frozen, validated).
 
     Attributes:
-        beam_width: M for beam search and DVTS (capped at the largest divisor of ``n`` up to
-            it), and the children MCTS proposes per expanded leaf.
+        beam_width: M for beam search and DVTS, and the samples MCTS draws per expanded leaf
+            (capped at the largest divisor of ``n`` up to it).
         temperature: sampling temperature of the policy (greedy uses 0).
         max_step_tokens: a step is cut after this many tokens.
         extra_steps: a state is terminal after ``num_steps + 2 + extra_steps`` steps (the
@@ -534,7 +535,7 @@ class ToyMathSearcher:
                 answer_fn=final_answer,
             )
             return search, policy
-        policy = self.policy(temperature=temperature, num_candidates=self.config.beam_width)
+        policy = self.policy(temperature=temperature, num_candidates=width)
         search = MCTS(
             policy=policy,
             verifier=judge,
