@@ -366,3 +366,19 @@ def test_half_billion_config_has_the_qwen2_half_billion_shape(tok):
     assert 480e6 < bench.parameter_count(model) < 500e6
     with pytest.raises(ValueError, match="unknown model size"):
         bench.qwen2_model(tok, "7b", seed=0)
+
+
+def test_the_search_module_and_the_command_import_without_torch(tmp_path):
+    code = (
+        "import json, sys, treesearch.adapters.toymath_search, treesearch.cli_search\n"
+        "heavy = ('torch', 'transformers', 'tokenizers', 'matplotlib')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
