@@ -9,7 +9,9 @@ twice in one process, on the same models and seeds: with ``kv_reuse=True`` (a ch
 from its parent's cached prefix) and ``kv_reuse=False`` (every call re-encodes every prefix).
 The ratio is ``tokens_processed / unique tree tokens``
 (:func:`treesearch.adapters.accounting.token_ratios`); target P5 is at most 1.1 for both models
-with reuse, the naive mode several times higher, at tree depth 8 or more.
+with reuse, the naive mode several times higher, at tree depth 8 or more. Identical samples of
+one state are merged into one node, so their generation is work without a tree token;
+``policy_without_duplicates`` leaves those tokens out (:func:`duplicate_sample_tokens`).
 
 Models (``--model-size``): ``small`` (default; a random Qwen2 of 1.0M parameters), ``0.5b`` (a
 random Qwen2 with the shape of Qwen2-0.5B: 24 layers, hidden 896, 14 heads, 2 KV heads, MLP
@@ -91,6 +93,18 @@ def _max_depth(tree: Any) -> int:
     return int(tree.depth[: tree.num_nodes].max())
 
 
+def duplicate_sample_tokens(tree: Any) -> int:
+    """Tokens the policy generated for samples it merged into an identical earlier sample of
+    the same state (``payload["count"] - 1`` copies of each node's step): real work that adds
+    no node to the tree."""
+    total = 0
+    for i in range(1, tree.num_nodes):
+        payload = tree.payloads[i]
+        if isinstance(payload, dict) and payload.get("count", 1) > 1:
+            total += (payload["count"] - 1) * len(payload["token_ids"])
+    return total
+
+
 def _keys(tree: Any) -> set[Any]:
     return {tree.state(i).key for i in range(tree.num_nodes)}
 
@@ -149,7 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for mode in ("reuse", "naive"):
             children = args.beam_width if search_name == "beam" else args.mcts_children
             policy, prm = components(mode == "reuse", children)
-            totals = {"policy": 0, "policy_tree": 0, "prm": 0, "prm_tree": 0}
+            totals = {"policy": 0, "policy_tree": 0, "prm": 0, "prm_tree": 0, "duplicate": 0}
             depths, nodes, seconds = [], 0, 0.0
             for k, problem in enumerate(problems):
                 prefix = format_prefix(problem.prompt)
@@ -183,12 +197,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 totals["policy_tree"] += int(ratios["policy_tree"])
                 totals["prm"] += int(ratios["verifier_processed"])
                 totals["prm_tree"] += int(ratios["verifier_tree"])
+                totals["duplicate"] += duplicate_sample_tokens(result.tree)
                 depths.append(_max_depth(result.tree))
                 nodes += result.tree.num_nodes
                 trees.setdefault((search_name, mode), []).append(_keys(result.tree))
             entry[mode] = {
                 "policy": totals["policy"] / totals["policy_tree"],
                 "prm": totals["prm"] / totals["prm_tree"],
+                "policy_without_duplicates": (totals["policy"] - totals["duplicate"])
+                / totals["policy_tree"],
                 "seconds": seconds,
                 "nodes": nodes,
                 "max_depth": max(depths),
@@ -268,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("reuse", "naive"):
             e = entry[mode]
             print(
-                f"{name:<5} {mode:<6} policy {e['policy']:6.3f}  PRM {e['prm']:6.3f}  "
+                f"{name:<5} {mode:<6} policy {e['policy']:6.3f} "
+                f"({e['policy_without_duplicates']:6.3f} without duplicates)  PRM {e['prm']:6.3f}  "
                 f"{e['seconds']:7.2f} s  {e['nodes']} nodes, "
                 f"depth {e['min_depth']}-{e['max_depth']}"
             )

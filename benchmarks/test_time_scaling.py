@@ -91,6 +91,7 @@ def prm_processbench(
 
     labels: list[int] = []
     predictions: list[int] = []
+    per_level: dict[str, float] = {}
     for index, level in enumerate(levels):
         rng = np.random.default_rng([seed, 7919, index])
         states = []
@@ -104,6 +105,8 @@ def prm_processbench(
                 labels.append(-1 if first is None else first)
         for scores in searcher.prm.step_scores(states):
             predictions.append(first_error_prediction(scores))
+        level_labels, level_predictions = labels[-len(states) :], predictions[-len(states) :]
+        per_level[level] = processbench_f1(level_labels, level_predictions).f1
     result = processbench_f1(labels, predictions)
     return {
         "solutions": f"per level, {problems} held-out reference solutions and one one-slip "
@@ -113,6 +116,7 @@ def prm_processbench(
         "acc_correct": result.acc_correct,
         "num_erroneous": result.num_erroneous,
         "num_correct": result.num_correct,
+        "f1_per_level": per_level,
     }
 
 

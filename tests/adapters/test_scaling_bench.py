@@ -352,11 +352,23 @@ def test_reuse_script_measures_both_modes(capsys):
         entry = report[search]
         assert entry["same_trees"] is True
         assert entry["reuse"]["nodes"] == entry["naive"]["nodes"]
+        assert entry["reuse"]["policy_without_duplicates"] <= entry["reuse"]["policy"]
         for model in ("policy", "prm"):
             assert entry["reuse"][model] <= 1.1
             assert entry["naive"][model] > 1.5 * entry["reuse"][model]
     assert report["p5"]["holds"] is False  # depth 4 here, below the target's 8
     assert report["config"]["parameters"]["policy"] > 100_000
+
+
+def test_duplicate_sample_tokens_by_hand(tok):
+    bench = load_script("llm_search_reuse")
+    tree = scored_tree(tok, ["1+1=2", "1+1=3", "1+1=4"], [0.5, 0.5, 0.5])
+    tree.payloads[1:4] = [
+        {"count": 3, "token_ids": (7, 8, 9)},  # two extra copies of a 3-token step
+        {"count": 1, "token_ids": (7, 8)},
+        None,
+    ]
+    assert bench.duplicate_sample_tokens(tree) == 6
 
 
 def test_half_billion_config_has_the_qwen2_half_billion_shape(tok):
