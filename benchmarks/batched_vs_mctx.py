@@ -47,7 +47,6 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -245,31 +244,14 @@ def measure(workload: str, batch: int, num_actions: int, sims: int, runs: int, s
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    usable: int | None
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_machine.py
     from importlib.metadata import version
 
     import jax
+    from _machine import base_info
 
     return {
-        "platform": platform.platform(),
-        "processor": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
+        **base_info(),
         "jax": jax.__version__,
         "jaxlib": version("jaxlib"),
         "mctx": version("mctx"),

@@ -42,7 +42,6 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -232,35 +231,16 @@ def measure(spec: GameSpec, sims: int, searches: int, seed: int, puct_c: float) 
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    usable: int | None
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_machine.py
+    from _machine import base_info
+
     try:
         from importlib.metadata import version
 
         os_version = version("open_spiel")
     except Exception:  # informational only
         os_version = "unknown"
-    return {
-        "platform": platform.platform(),
-        "processor": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "open_spiel": os_version,
-    }
+    return {**base_info(), "open_spiel": os_version}
 
 
 def profile_ours(spec: GameSpec, sims: int, searches: int, seed: int, puct_c: float) -> None:

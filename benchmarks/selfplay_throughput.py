@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from functools import partial
@@ -27,28 +26,12 @@ import numpy as np
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_machine.py
     import torch
+    from _machine import base_info
 
     info = {
-        "platform": platform.platform(),
-        "processor": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
+        **base_info(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
     }
