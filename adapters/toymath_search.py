@@ -90,6 +90,7 @@ __all__ = [
     "SearchOutcome",
     "ToyMathSearcher",
     "beam_width_for",
+    "duplicate_sample_tokens",
     "final_answer",
     "load_checkpoints",
     "mcts_answer_node",
@@ -257,7 +258,9 @@ class SearchOutcome:
         budget: the token budget (``ceil(budget_slack * n * unit)``).
         unit: tokens of the reference solution.
         policy_processed, policy_tree: tokens run through the policy model, and the search
-            tree's unique tokens in the policy's input; ``verifier_processed`` and
+            tree's unique tokens in the policy's input; ``policy_duplicates``: the generated
+            tokens of samples merged into an identical one (:func:`duplicate_sample_tokens`),
+            part of ``policy_processed``; ``verifier_processed`` and
             ``verifier_tree`` likewise (0 for the oracle, which runs no model).
         seconds: wall time of the search.
         result: the search result (its tree, usage, chosen state).
@@ -273,6 +276,7 @@ class SearchOutcome:
     unit: int
     policy_processed: int
     policy_tree: int
+    policy_duplicates: int
     verifier_processed: int
     verifier_tree: int
     seconds: float
@@ -336,6 +340,18 @@ class AllSamplesCharged:
         if name == "policy":  # not set yet (during unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.policy, name)
+
+
+def duplicate_sample_tokens(tree: Tree) -> int:
+    """Tokens the policy generated for samples it merged into an identical sample of the same
+    state: ``(payload["count"] - 1) * len(step)`` summed over the nodes (work that adds no node
+    to the tree, so it raises the policy's tokens-per-tree-token ratio above 1)."""
+    total = 0
+    for i in range(1, tree.num_nodes):
+        payload = tree.payloads[i]
+        if isinstance(payload, dict) and payload.get("count", 1) > 1:
+            total += (int(payload["count"]) - 1) * len(payload["token_ids"])
+    return total
 
 
 def weighted_vote(tree: Tree, nodes: Sequence[int]) -> int | None:
@@ -590,6 +606,7 @@ class ToyMathSearcher:
             "unit": self.unit_tokens(problem),
             "policy_processed": int(policy.tokens_processed) if policy_counts else 0,
             "policy_tree": tree_tokens(result, policy) if policy_counts else 0,
+            "policy_duplicates": duplicate_sample_tokens(tree),
             "verifier_processed": int(judge.tokens_processed) if judge_counts else 0,
             "verifier_tree": tree_tokens(result, judge) if judge_counts else 0,
             "seconds": seconds,
@@ -669,6 +686,6 @@ def open_searcher(
     else:
         folder = Path(checkpoints) if checkpoints is not None else SHIPPED_CHECKPOINTS
         policy, prm, orm = load_checkpoints(folder)
-        description = f"checkpoints {folder}"
+        description = "shipped checkpoints" if checkpoints is None else f"checkpoints {folder}"
     searcher = ToyMathSearcher(policy, prm, tokenizer, orm_model=orm, config=config)
     return searcher, description

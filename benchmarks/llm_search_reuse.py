@@ -11,7 +11,8 @@ The ratio is ``tokens_processed / unique tree tokens``
 (:func:`treesearch.adapters.accounting.token_ratios`); target P5 is at most 1.1 for both models
 with reuse, the naive mode several times higher, at tree depth 8 or more. Identical samples of
 one state are merged into one node, so their generation is work without a tree token;
-``policy_without_duplicates`` leaves those tokens out (:func:`duplicate_sample_tokens`).
+``policy_without_duplicates`` leaves those tokens out
+(:func:`treesearch.adapters.toymath_search.duplicate_sample_tokens`).
 
 Models (``--model-size``): ``small`` (default; a random Qwen2 of 1.0M parameters), ``0.5b`` (a
 random Qwen2 with the shape of Qwen2-0.5B: 24 layers, hidden 896, 14 heads, 2 KV heads, MLP
@@ -93,18 +94,6 @@ def _max_depth(tree: Any) -> int:
     return int(tree.depth[: tree.num_nodes].max())
 
 
-def duplicate_sample_tokens(tree: Any) -> int:
-    """Tokens the policy generated for samples it merged into an identical earlier sample of
-    the same state (``payload["count"] - 1`` copies of each node's step): real work that adds
-    no node to the tree."""
-    total = 0
-    for i in range(1, tree.num_nodes):
-        payload = tree.payloads[i]
-        if isinstance(payload, dict) and payload.get("count", 1) > 1:
-            total += (payload["count"] - 1) * len(payload["token_ids"])
-    return total
-
-
 def _keys(tree: Any) -> set[Any]:
     return {tree.state(i).key for i in range(tree.num_nodes)}
 
@@ -116,6 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from treesearch.adapters.accounting import token_ratios
     from treesearch.adapters.policies import HFStepPolicy
     from treesearch.adapters.toymath import SEP, build_tokenizer, format_prefix, heldout_split
+    from treesearch.adapters.toymath_search import duplicate_sample_tokens
     from treesearch.adapters.verifiers import HFPRM
 
     tokenizer = build_tokenizer()

@@ -151,7 +151,9 @@ def run_benchmark(
     extra: dict[str, dict[str, dict[str, dict[str, float]]]] = {"oracle": {}, "orm": {}}
     used: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
-    processed = {"policy_processed": 0, "policy_tree": 0, "prm_processed": 0, "prm_tree": 0}
+    processed = dict.fromkeys(
+        ("policy_processed", "policy_tree", "policy_duplicates", "prm_processed", "prm_tree"), 0
+    )
     method_index = {"greedy": 0, "best_of_n": 1, "beam": 2, "dvts": 3, "mcts": 4}
 
     def rng_for(level: int, method: str, verifier: str, n: int, problem: int) -> Any:
@@ -202,6 +204,7 @@ def run_benchmark(
                         for o in group:
                             processed["policy_processed"] += o.policy_processed
                             processed["policy_tree"] += o.policy_tree
+                            processed["policy_duplicates"] += o.policy_duplicates
                             processed["prm_processed"] += o.verifier_processed
                             processed["prm_tree"] += o.verifier_tree
     report: dict[str, Any] = {
@@ -209,6 +212,10 @@ def run_benchmark(
         "tokens_ratio": {
             "policy": processed["policy_processed"] / max(processed["policy_tree"], 1),
             "prm": processed["prm_processed"] / max(processed["prm_tree"], 1),
+            "policy_without_duplicates": (
+                processed["policy_processed"] - processed["policy_duplicates"]
+            )
+            / max(processed["policy_tree"], 1),
             **processed,
         },
     }
@@ -259,26 +266,30 @@ def plot(report: dict[str, Any], ns: Sequence[int], path: Path, title: str) -> P
     import matplotlib.pyplot as plt
 
     levels = list(report["accuracy"])
-    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.6), squeeze=False)
+    width = max(5.5, 4.2 * len(levels))
+    fig, axes = plt.subplots(1, len(levels), figsize=(width, 3.8), squeeze=False)
     for ax, level in zip(axes[0], levels, strict=True):
         table = report["accuracy"][level]
         for method, values in table.items():
             ax.plot(ns, [values[str(n)] for n in ns], marker="o", ms=3, label=method)
-        oracle = report.get("oracle", {}).get(level, {}).get("beam")
-        if oracle:
-            ax.plot(ns, [oracle[str(n)] for n in ns], ":", color="black", label="beam (oracle)")
+        oracles = report.get("oracle", {}).get(level, {})
+        for method, style in (("beam", ":"), ("best_of_n", "-.")):
+            if method in oracles:
+                values = [oracles[method][str(n)] for n in ns]
+                ax.plot(ns, values, style, color="black", label=f"{method} (oracle)")
         orm = report.get("orm", {}).get(level, {}).get("weighted_best_of_n")
         if orm:
             ax.plot(ns, [orm[str(n)] for n in ns], "--", color="grey", label="weighted BoN (ORM)")
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(ns), [str(n) for n in ns])
-        ax.set_ylim(-0.02, 1.02)
+        shown = [v for line in ax.get_lines() for v in line.get_ydata()]
+        ax.set_ylim(-0.02, 1.02 if max(shown, default=0.0) > 0.45 else 0.52)
         ax.set_title(level)
         ax.set_xlabel("budget N (solutions' worth of tokens)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title, fontsize=9)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
@@ -404,7 +415,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
     }
     if args.plot is not None:
-        title = f"toy math, {problems} held-out problems per level, seed {args.seed} ({models})"
+        title = (
+            f"toy math, {problems} held-out problems per level, seed {args.seed}; "
+            f"{'random tiny models' if args.tiny else 'trained policy and PRM'}"
+        )
         report["plot"] = str(plot(report, ns, args.plot, title))
     if args.json:
         print(json.dumps(json_safe(report), allow_nan=False))

@@ -42,7 +42,8 @@ def test_search_toymath_reports_json_and_draws_the_tree_with_prm_scores(tmp_path
     usage = summary["usage"]
     # The budget: ceil(1.25 * 4 * reference tokens) per problem; the search kept to it.
     assert 0 < usage["tokens"] <= usage["budget_tokens"]
-    assert set(summary["tokens_ratio"]) == {"policy", "prm"}
+    assert set(summary["tokens_ratio"]) == {"policy", "policy_without_duplicates", "prm"}
+    assert summary["tokens_ratio"]["policy_without_duplicates"] <= summary["tokens_ratio"]["policy"]
     assert 0.5 < summary["tokens_ratio"]["policy"] <= 1.1
     assert 0.5 < summary["tokens_ratio"]["prm"] <= 1.1
     assert "accuracy: " in out and "tokens processed per unique tree token" in out
@@ -83,7 +84,7 @@ class _Outcome:
         self.correct = correct
         self.answer = "1" if correct else None
         self.tokens, self.budget, self.unit = 10, 20, 8
-        self.policy_processed, self.policy_tree = 9, 10
+        self.policy_processed, self.policy_tree, self.policy_duplicates = 9, 10, 2
         self.verifier_processed, self.verifier_tree = 12, 12
         self.result = None
 
@@ -112,7 +113,7 @@ def test_accuracy_and_usage_are_summed_over_problems():
     assert summary["accuracy"] == 0.75 and summary["correct"] == 3
     assert summary["usage"]["tokens"] == 40 and summary["usage"]["budget_tokens"] == 80
     assert summary["usage"]["budget_used"] == 0.5
-    assert summary["tokens_ratio"] == {"policy": 0.9, "prm": 1.0}
+    assert summary["tokens_ratio"] == {"policy": 0.9, "policy_without_duplicates": 0.7, "prm": 1.0}
     # The weighted vote is the second outcome of the shared best-of-N samples.
     weighted = run_toymath(
         _FakeSearcher({0, 1, 3}), algo="weighted-best-of-n", n=4, problems=4, level="easy", seed=0

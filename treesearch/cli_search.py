@@ -177,7 +177,7 @@ def run_toymath(
     method = _ALGOS.get(algo, algo)
     tasks = heldout_split(level, problems)
     correct = tokens = budget = units = 0
-    processed = {"policy": 0, "policy_tree": 0, "verifier": 0, "verifier_tree": 0}
+    processed = {"policy": 0, "policy_tree": 0, "duplicates": 0, "verifier": 0, "verifier_tree": 0}
     first = None
     started = time.perf_counter()
     for k, problem in enumerate(tasks):
@@ -194,6 +194,7 @@ def run_toymath(
         units += outcome.unit
         processed["policy"] += outcome.policy_processed
         processed["policy_tree"] += outcome.policy_tree
+        processed["duplicates"] += outcome.policy_duplicates
         processed["verifier"] += outcome.verifier_processed
         processed["verifier_tree"] += outcome.verifier_tree
         if progress is not None:
@@ -219,11 +220,15 @@ def run_toymath(
             "reference_tokens_per_problem": units / count,
             "policy_tokens_processed": processed["policy"],
             "policy_tree_tokens": processed["policy_tree"],
+            "policy_duplicate_sample_tokens": processed["duplicates"],
             "verifier_tokens_processed": processed["verifier"],
             "verifier_tree_tokens": processed["verifier_tree"],
         },
         "tokens_ratio": {
             "policy": _ratio(processed["policy"], processed["policy_tree"]),
+            "policy_without_duplicates": _ratio(
+                processed["policy"] - processed["duplicates"], processed["policy_tree"]
+            ),
             verifier: _ratio(processed["verifier"], processed["verifier_tree"]),
         },
         "seconds": seconds,
@@ -254,9 +259,15 @@ def _draw(searcher: Any, tree: Any, prompt: str, path: str) -> Path:
 
 def _format(summary: dict[str, Any], models: str) -> str:
     usage = summary["usage"]
+    ratio = summary["tokens_ratio"]
     ratios = ", ".join(
-        f"{name} {value:.3f}" for name, value in summary["tokens_ratio"].items() if value
+        f"{name} {value:.3f}"
+        for name, value in ratio.items()
+        if value is not None and name != "policy_without_duplicates"
     )
+    plain, unique = ratio["policy"], ratio["policy_without_duplicates"]
+    if plain is not None and unique is not None and plain > unique:
+        ratios += f" (policy {unique:.3f} without the samples merged into an identical one)"
     lines = [
         f"toymath {summary['level']}: {summary['algo']} at N={summary['n']} guided by the "
         f"{summary['verifier'].upper()}, {summary['problems']} held-out problems, seed "

@@ -33,6 +33,7 @@ from treesearch.adapters.toymath_search import (  # noqa: E402
     ScalingConfig,
     ToyMathSearcher,
     beam_width_for,
+    duplicate_sample_tokens,
     final_answer,
     mcts_answer_node,
     reference_tokens,
@@ -361,14 +362,13 @@ def test_reuse_script_measures_both_modes(capsys):
 
 
 def test_duplicate_sample_tokens_by_hand(tok):
-    bench = load_script("llm_search_reuse")
     tree = scored_tree(tok, ["1+1=2", "1+1=3", "1+1=4"], [0.5, 0.5, 0.5])
     tree.payloads[1:4] = [
         {"count": 3, "token_ids": (7, 8, 9)},  # two extra copies of a 3-token step
         {"count": 1, "token_ids": (7, 8)},
         None,
     ]
-    assert bench.duplicate_sample_tokens(tree) == 6
+    assert duplicate_sample_tokens(tree) == 6
 
 
 def test_half_billion_config_has_the_qwen2_half_billion_shape(tok):
