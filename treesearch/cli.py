@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._cli_util import int_at_least
 from .cli_games import add_game_commands
 from .cli_search import add_search_command
 from .cli_train import add_train_command
@@ -294,17 +295,7 @@ def _format_demo(summary: dict[str, Any], *, sims: int, seed: int | None) -> str
 
 
 # ------------------------------------------------------------------------------------ parsing
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
+_int_at_least = int_at_least
 
 
 def _opening(text: str) -> tuple[int, ...]:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .games.arena import MatchProgress, MatchResult, Player
     from .interfaces import State
 
+from ._cli_util import int_at_least
+
 __all__ = ["add_game_commands", "play_session", "run_arena"]
 
 _PROG = "treesearch"
@@ -32,14 +34,7 @@ _DEFAULT_K = 5
 
 
 # ------------------------------------------------------------------------------------ parsing
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+_positive_int = int_at_least(1)
 
 
 def _seconds(text: str) -> float:

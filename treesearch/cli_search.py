@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._cli_util import int_at_least
+
 __all__ = ["add_search_command", "run_toymath", "tree_label"]
 
 _PROG = "treesearch"
@@ -36,17 +38,7 @@ _BIG_TREE = 200  # trees with more nodes are drawn with the 3 most visited child
 _LABEL_CHARS = 32
 
 
-def _int_at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
+_int_at_least = int_at_least
 
 
 def add_search_command(commands: Any) -> None:

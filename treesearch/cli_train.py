@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .train.alphazero import AlphaZeroConfig, TrainProgress, TrainSummary
 
+from ._cli_util import int_at_least
+
 __all__ = ["add_train_command", "config_from_args", "format_iteration"]
 
 _PROG = "treesearch"
@@ -29,17 +31,7 @@ _BAR_WIDTH = 30
 _PHASE_UNITS = {"selfplay": "games", "train": "steps", "arena": "games", "checkpoint": ""}
 
 
-def _int_at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
+_int_at_least = int_at_least
 
 
 def _number(positive: bool) -> Any:
