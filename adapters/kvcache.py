@@ -43,6 +43,7 @@ __all__ = [
     "CacheEntry",
     "KVCacheStore",
     "RowBatch",
+    "check_tokenizer_and_reuse",
     "forward_rows",
     "prepare_model",
     "resolve_dtype",
@@ -160,6 +161,16 @@ def resolve_dtype(dtype: object) -> torch.dtype | None:
     raise ValueError(
         f"dtype must be None, a torch.dtype or one of {sorted(_DTYPES)}, got {dtype!r}"
     )
+
+
+def check_tokenizer_and_reuse(tokenizer: Any, kv_reuse: object) -> None:
+    """The checks every model wrapper (policy or verifier) makes on its tokenizer and flag."""
+    if not callable(tokenizer) or not hasattr(tokenizer, "decode"):
+        raise TypeError(
+            f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}"
+        )
+    if not isinstance(kv_reuse, bool):
+        raise TypeError(f"kv_reuse must be True or False, got {kv_reuse!r}")
 
 
 def prepare_model(model: Any, device: object, dtype: object) -> tuple[Any, torch.device]:

@@ -47,6 +47,7 @@ from .kvcache import (
     CacheEntry,
     KVCacheStore,
     RowBatch,
+    check_tokenizer_and_reuse,
     extend,
     forward_rows,
     prepare_model,
@@ -118,12 +119,7 @@ class _CausalLM:
         cache_max_entries: int,
         cache_max_tokens: int,
     ) -> None:
-        if not callable(tokenizer) or not hasattr(tokenizer, "decode"):
-            raise TypeError(
-                f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}"
-            )
-        if not isinstance(kv_reuse, bool):
-            raise TypeError(f"kv_reuse must be True or False, got {kv_reuse!r}")
+        check_tokenizer_and_reuse(tokenizer, kv_reuse)
         self.model, self.device = prepare_model(model, device, dtype)
         self.tokenizer = tokenizer
         self.kv_reuse = kv_reuse

@@ -55,7 +55,14 @@ import torch
 
 from treesearch.interfaces import Score
 
-from .kvcache import CacheEntry, KVCacheStore, forward_rows, prepare_model, row_entry
+from .kvcache import (
+    CacheEntry,
+    KVCacheStore,
+    check_tokenizer_and_reuse,
+    forward_rows,
+    prepare_model,
+    row_entry,
+)
 
 __all__ = ["HFORM", "HFPRM", "PRM_PRESETS", "PRMPreset", "prm_preset"]
 
@@ -227,12 +234,7 @@ class _PrefixScorer:
         cache_max_entries: int,
         cache_max_tokens: int,
     ) -> None:
-        if not callable(tokenizer) or not hasattr(tokenizer, "decode"):
-            raise TypeError(
-                f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}"
-            )
-        if not isinstance(kv_reuse, bool):
-            raise TypeError(f"kv_reuse must be True or False, got {kv_reuse!r}")
+        check_tokenizer_and_reuse(tokenizer, kv_reuse)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if isinstance(empty_value, bool) or not isinstance(empty_value, (int, float)):
