@@ -26,6 +26,15 @@ samples with the same token ids become one candidate; identical samples have the
 so the prior is that of any of them (not a sum, which would double-count), and
 ``payload["count"]`` says how many samples produced it.
 
+**Token accounting** (:class:`HFStepPolicy`): every generated token is charged exactly once. A
+candidate's ``num_tokens`` is every token sampled for it, ``payload["count"] * len(step)``
+(a confident policy that draws one step four times has generated four steps), so the
+``num_tokens`` of one call sum to the tokens that call generated, which ``max_tokens`` bounds,
+and a search's ``Budget(tokens=...)`` sees duplicates too. The step itself, the tokens the
+child adds to the tree, is ``payload["token_ids"]`` (``Step.token_ids``): unique tree tokens
+(:meth:`node_tokens`, :func:`~treesearch.adapters.accounting.tree_tokens`) count it once, so
+merged copies are work in ``tokens_processed`` without tree tokens.
+
 **Randomness**: one integer seed per input state is drawn from the numpy generator and seeds a
 ``torch.Generator`` that draws that state's uniforms (inverse-CDF sampling). A state's samples
 therefore depend only on its seed, not on the other states in the batch or on padding.
@@ -231,7 +240,8 @@ class HFStepPolicy(_CausalLM):
             contains it, once the step has some non-blank content (a separator before any
             content is kept as part of the step, so no step is empty). ``None``: steps end only
             at end-of-sequence or ``max_step_tokens``.
-        num_candidates: samples per state (K); duplicates are merged (module docstring).
+        num_candidates: samples per state (K); duplicates are merged into one candidate whose
+            ``num_tokens`` counts all of them (module docstring, "Token accounting").
         max_step_tokens: a step is cut after this many tokens (``stop="length"``, not
             terminal).
         temperature: sampling temperature; 0 is greedy decoding.
@@ -318,9 +328,13 @@ class HFStepPolicy(_CausalLM):
         rng: np.random.Generator,
         max_tokens: int | None = None,
     ) -> list[list[Candidate]]:
-        """Up to ``num_candidates`` distinct next steps per state (``max_tokens``: the whole
-        call generates at most this many tokens; rows that would pass it end early with
-        ``stop="length"``, and states left without a sample get no candidates)."""
+        """Up to ``num_candidates`` distinct next steps per state.
+
+        A candidate's ``num_tokens`` is ``payload["count"] * len(payload["token_ids"])``: the
+        tokens of all its samples, so the call's ``num_tokens`` sum to the tokens it generated.
+        ``max_tokens``: the whole call generates (and so charges) at most this many tokens;
+        rows that would pass it end early with ``stop="length"``, and states left without a
+        sample get no candidates (earlier states are served first)."""
         batch_states = _check_states(states, type(self).__name__)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -475,7 +489,7 @@ class HFStepPolicy(_CausalLM):
                     action=step,
                     prior=math.exp(lp / len(ids)),
                     logprob=lp,
-                    num_tokens=len(ids),
+                    num_tokens=count * len(ids),  # every sample's tokens, charged once
                     payload={"token_ids": ids, "stop": stop, "count": count},
                 )
             )

@@ -33,10 +33,10 @@ step with its ``<sep>``, plus ``<eos>``): the cost of one correct solution. A se
 gets ``Budget(tokens=ceil(budget_slack * n * unit))``, so ``n`` sampled solutions fit even when
 some are a little longer than the reference (``budget_slack`` 1.25 by default). Only tokens the
 policy generates count; PRM work is reported separately (``token_ratios``). Every sampled token
-counts, duplicates included: :class:`~treesearch.adapters.policies.HFStepPolicy` merges
-identical samples into one candidate charged once, so the searches here use it through
-:class:`AllSamplesCharged`, which charges such a candidate for all its samples (a confident
-policy proposing four copies of one step has spent four steps' worth of generation).
+counts once, duplicates included: :class:`~treesearch.adapters.policies.HFStepPolicy` merges
+identical samples into one candidate whose ``num_tokens`` is the tokens of all of them (a
+confident policy proposing four copies of one step has spent four steps' worth of generation).
+Those copies add no node to the tree; :func:`duplicate_sample_tokens` reports them.
 
 Every search starts with empty KV caches and zeroed counters, so its ``tokens_processed`` and
 tree sizes (:func:`treesearch.adapters.accounting.token_ratios`) describe that search alone.
@@ -44,7 +44,6 @@ tree sizes (:func:`treesearch.adapters.accounting.token_ratios`) describe that s
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -61,7 +60,6 @@ from treesearch import (
     BeamSearch,
     BestOfN,
     Budget,
-    Candidate,
     Score,
     SearchResult,
     Tree,
@@ -84,7 +82,6 @@ __all__ = [
     "METHODS",
     "SHIPPED_CHECKPOINTS",
     "VERIFIERS",
-    "AllSamplesCharged",
     "OracleVerifier",
     "ScalingConfig",
     "SearchOutcome",
@@ -254,7 +251,7 @@ class SearchOutcome:
         method, verifier, n: what ran.
         answer: the chosen solution's final answer (``None``: none given).
         correct: ``answer`` equals the problem's answer.
-        tokens: policy tokens generated (what the budget counts).
+        tokens: policy tokens generated, duplicate samples included (what the budget counts).
         budget: the token budget (``ceil(budget_slack * n * unit)``).
         unit: tokens of the reference solution.
         policy_processed, policy_tree: tokens run through the policy model, and the search
@@ -306,46 +303,13 @@ def mcts_answer_node(tree: Tree) -> int | None:
     return best
 
 
-class AllSamplesCharged:
-    """A step policy whose candidates are charged for every sample that produced them.
-
-    :class:`~treesearch.adapters.policies.HFStepPolicy` merges identical samples into one
-    candidate (``payload["count"]`` samples) whose ``num_tokens`` is one step's length, so a
-    token budget would not see the duplicates it generated. Here such a candidate carries
-    ``count * num_tokens``: the sum over a call's candidates is then every token generated,
-    which the wrapped policy already keeps within ``max_tokens``. Everything else (counters,
-    caches, ``node_tokens``) is the wrapped policy's.
-    """
-
-    def __init__(self, policy: Any) -> None:
-        if not callable(getattr(policy, "propose", None)):
-            raise TypeError(f"policy must have .propose, got {type(policy).__name__}")
-        self.policy = policy
-
-    def propose(
-        self, states: Sequence[Any], *, rng: np.random.Generator, max_tokens: int | None = None
-    ) -> list[list[Candidate]]:
-        proposals = self.policy.propose(states, rng=rng, max_tokens=max_tokens)
-        return [[self._charged(c) for c in candidates] for candidates in proposals]
-
-    @staticmethod
-    def _charged(candidate: Candidate) -> Candidate:
-        payload = candidate.payload
-        count = payload.get("count", 1) if isinstance(payload, dict) else 1
-        if count == 1:
-            return candidate
-        return dataclasses.replace(candidate, num_tokens=candidate.num_tokens * int(count))
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "policy":  # not set yet (during unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.policy, name)
-
-
 def duplicate_sample_tokens(tree: Tree) -> int:
     """Tokens the policy generated for samples it merged into an identical sample of the same
-    state: ``(payload["count"] - 1) * len(step)`` summed over the nodes (work that adds no node
-    to the tree, so it raises the policy's tokens-per-tree-token ratio above 1)."""
+    state: ``(payload["count"] - 1) * len(step)`` summed over the nodes. They are charged to the
+    token budget (part of the node's ``num_tokens``, ``tree.tokens[i]``) and run through the
+    model (all but each copy's last token), but add no node to the tree, so they raise the
+    policy's tokens-per-tree-token ratio (:func:`~treesearch.adapters.accounting.token_ratios`)
+    above 1."""
     total = 0
     for i in range(1, tree.num_nodes):
         payload = tree.payloads[i]
@@ -441,8 +405,7 @@ class ToyMathSearcher:
 
     # ------------------------------------------------------------------ components
     def policy(self, *, temperature: float, num_candidates: int) -> Any:
-        """The step policy with these settings (one per setting, sharing the model), charged
-        for every sample (:class:`AllSamplesCharged`)."""
+        """The step policy with these settings (one per setting, sharing the model)."""
         from treesearch.adapters.policies import HFStepPolicy
 
         key = (float(temperature), int(num_candidates))
@@ -459,7 +422,6 @@ class ToyMathSearcher:
                 dtype=self.config.dtype,
                 kv_reuse=self.config.kv_reuse,
             )
-            policy = AllSamplesCharged(policy)
             self._policies[key] = policy
         return policy
 

@@ -92,7 +92,12 @@ class Candidate:
         action: the action (a move, or the text of a reasoning step).
         prior: non-negative prior weight; a policy's priors need not sum to one.
         logprob: total log-probability of the action under a generative policy, if known.
-        num_tokens: tokens generated to produce the action (0 for games).
+        num_tokens: every token the policy generated to produce the action (0 for games), what
+            ``Budget(tokens=...)`` charges and the tree records (``Tree.tokens``,
+            ``TraceStep.tokens``). A policy that merges several identical samples into one
+            candidate counts the tokens of all of them, so each generated token is charged
+            exactly once; the action's own length (the tokens the child adds to the tree) may
+            be smaller and is the policy's to report (e.g. its ``payload``).
         payload: anything the policy wants to keep beside the child (token ids, cache handles).
     """
 

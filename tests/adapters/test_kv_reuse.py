@@ -97,7 +97,7 @@ def test_step_policy_reuse_equals_naive_and_runs_each_token_once(lm, ptok):
         # Each sampled row runs all its tokens but the last; the state's own last token is
         # run once when it is expanded (the whole prompt at the root).
         rows = reuse.num_candidates
-        generated = sum(c.num_tokens * c.payload["count"] for c in a)
+        generated = sum(c.num_tokens for c in a)  # merged duplicates included
         assert reuse.tokens_processed - before == expected_tokens + generated - rows
         state = state.step(a[0].action)
         expected_tokens = 1

@@ -156,16 +156,14 @@ def test_steps_stop_at_separator_then_at_eos(tok):
     assert len(cands) == 1  # three identical samples merged
     (c,) = cands
     assert c.action == "cd<sep>" and c.action.stop == "separator" and c.action.content == "cd"
-    assert (
-        c.num_tokens == 3
-        and c.payload["count"] == 3
-        and c.payload["token_ids"] == c.action.token_ids
-    )
+    assert c.payload["count"] == 3 and c.payload["token_ids"] == c.action.token_ids
+    assert len(c.action.token_ids) == 3 and c.num_tokens == 9  # three samples of 3 tokens
     child = root.step(c.action)
     assert not child.is_terminal()
     (cands,) = policy.propose([child], rng=np.random.default_rng(0))
     (last,) = cands
-    assert last.action == "x" and last.action.stop == "eos" and last.num_tokens == 2
+    assert last.action == "x" and last.action.stop == "eos" and len(last.action.token_ids) == 2
+    assert last.num_tokens == 6 and last.payload["count"] == 3
     assert last.action.token_ids[-1] == tok.eos_token_id
     assert child.step(last.action).is_terminal()
     assert child.step(last.action).text == "abcd<sep>x"
@@ -219,8 +217,9 @@ def test_logprobs_and_priors_match_an_uncached_forward(tok, lm):
             ids = list(state.token_ids) + list(c.payload["token_ids"])
             ref = reference_logprob(lm, ids, len(state.token_ids))
             assert c.logprob == pytest.approx(ref, abs=1e-4)
-            assert c.prior == pytest.approx(math.exp(ref / c.num_tokens), rel=1e-4)
-            assert isinstance(c, Candidate) and c.num_tokens == len(c.payload["token_ids"])
+            length = len(c.payload["token_ids"])
+            assert c.prior == pytest.approx(math.exp(ref / length), rel=1e-4)
+            assert isinstance(c, Candidate) and c.num_tokens == c.payload["count"] * length
 
 
 # ---------------------------------------------------------------------- sampling
@@ -282,7 +281,37 @@ def test_max_tokens_caps_the_whole_call(tok, lm):
             assert out[1] == []  # earlier states are served first
     assert policy.propose([a, b], rng=np.random.default_rng(0), max_tokens=0) == [[], []]
     capped = policy.propose([a], rng=np.random.default_rng(0), max_tokens=9)
-    assert any(c.action.stop == "length" and c.num_tokens < 8 for c in capped[0])
+    assert any(c.action.stop == "length" and len(c.action.token_ids) < 8 for c in capped[0])
+
+
+def test_duplicate_samples_are_charged_once_each_by_hand(tok):
+    # Every sample of "b" is "c", "d", "<sep>" (probability ~1 at each token): K identical rows.
+    model = scripted_model(tok, {"b": ["c"], "c": ["d"], "d": ["<sep>"]})
+    policy = HFStepPolicy(model, tok, step_separator="<sep>", num_candidates=4, temperature=1.0)
+    root = policy.initial_state("b", add_special_tokens=False)
+    other = policy.initial_state("bb", add_special_tokens=False)
+    rng = np.random.default_rng(0)
+    cases = [
+        # max_tokens, states -> (step, count, num_tokens) per state
+        (None, [root], [("cd<sep>", 4, 12)]),  # four 3-token samples
+        (12, [root], [("cd<sep>", 4, 12)]),
+        (10, [root], [("cd", 4, 8)]),  # a third round would need 12: all rows cut at 2
+        (3, [root], [("c", 3, 3)]),  # three rows of one token
+        (6, [root, other], [("c", 4, 4), ("c", 2, 2)]),  # the first state is served first
+        (4, [root, other], [("c", 4, 4), None]),
+    ]
+    for max_tokens, states, expected in cases:
+        out = policy.propose(states, rng=rng, max_tokens=max_tokens)
+        for cands, want in zip(out, expected, strict=True):
+            if want is None:
+                assert cands == []
+                continue
+            (c,) = cands
+            assert (c.action, c.payload["count"], c.num_tokens) == want, max_tokens
+            assert c.num_tokens == c.payload["count"] * len(c.action.token_ids)
+        charged = sum(c.num_tokens for cands in out for c in cands)
+        assert charged == sum(want[2] for want in expected if want is not None)
+        assert max_tokens is None or charged <= max_tokens
 
 
 def test_batched_sampling_equals_one_state_at_a_time(tok, lm):

@@ -28,7 +28,6 @@ from treesearch.adapters.toymath import (  # noqa: E402
 )
 from treesearch.adapters.toymath_search import (  # noqa: E402
     METHODS,
-    AllSamplesCharged,
     OracleVerifier,
     ScalingConfig,
     ToyMathSearcher,
@@ -218,25 +217,43 @@ def test_mcts_answer_follows_visits_then_falls_back_to_the_best_terminal(tok):
 def test_merged_duplicate_samples_are_charged_for_every_sample(tok, models):
     from treesearch.adapters.policies import HFStepPolicy
 
-    greedy = HFStepPolicy(
-        models[0], tok, step_separator=SEP, num_candidates=4, max_step_tokens=5, temperature=0.0
+    searcher = ToyMathSearcher(models[0], models[1], tok)
+    greedy = searcher.policy(temperature=0.0, num_candidates=4)
+    assert type(greedy) is HFStepPolicy  # no wrapper: the policy charges every sample itself
+    root = searcher.root(PROBLEM)
+    ((candidate,),) = greedy.propose([root], rng=np.random.default_rng(0))
+    # Four greedy samples are one step, charged for all four.
+    assert candidate.payload["count"] == 4
+    assert candidate.num_tokens == 4 * len(candidate.action.token_ids)
+    # max_tokens caps every sample generated, so the charge fits it.
+    limit = 4 * len(candidate.action.token_ids) - 1
+    ((capped,),) = greedy.propose([root], rng=np.random.default_rng(0), max_tokens=limit)
+    assert capped.num_tokens <= limit and capped.payload["count"] == 4
+
+
+def test_searches_charge_what_the_policy_sampled_not_more(tok, models):
+    """Beam search and MCTS through the searcher: the usage is exactly the tokens sampled."""
+    searcher = ToyMathSearcher(
+        models[0], models[1], tok, config=ScalingConfig(max_step_tokens=4, temperature=0.05)
     )
-    charged = AllSamplesCharged(greedy)
-    root = ToyMathSearcher(models[0], models[1], tok).root(PROBLEM)
-    ((plain,),) = greedy.propose([root], rng=np.random.default_rng(0))
-    ((candidate,),) = charged.propose([root], rng=np.random.default_rng(0))
-    # Four greedy samples are one step: HFStepPolicy charges it once, the wrapper four times.
-    assert plain.payload["count"] == 4 and candidate.action == plain.action
-    assert candidate.num_tokens == 4 * plain.num_tokens == 4 * len(plain.action.token_ids)
-    # The policy kept the whole call (every sample) within max_tokens, so the charge fits too.
-    limit = 4 * plain.num_tokens
-    ((capped,),) = charged.propose([root], rng=np.random.default_rng(0), max_tokens=limit)
-    assert capped.num_tokens <= limit
-    # Counters and caches are the wrapped policy's.
-    assert charged.tokens_processed == greedy.tokens_processed > 0
-    assert charged.cache is greedy.cache
-    with pytest.raises(TypeError, match="propose"):
-        AllSamplesCharged(object())
+    # Both methods at n=4 use the policy sampling M=4 children; count every token it samples.
+    policy = searcher.policy(temperature=0.05, num_candidates=beam_width_for(4, 4))
+    sample = policy._sample
+    sampled = {"tokens": 0}
+
+    def counted(logits, uniforms):
+        chosen, logprob = sample(logits, uniforms)
+        sampled["tokens"] += int(chosen.numel())
+        return chosen, logprob
+
+    policy._sample = counted
+    duplicates = 0
+    for method in ("beam", "mcts"):
+        before = sampled["tokens"]
+        outcome = searcher.run(PROBLEM, method, 4, rng=np.random.default_rng(3))
+        assert outcome.tokens == sampled["tokens"] - before <= outcome.budget
+        duplicates += outcome.policy_duplicates
+    assert duplicates > 0
 
 
 # ------------------------------------------------------------------------------ searches
