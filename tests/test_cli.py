@@ -179,8 +179,11 @@ class FakeMCTS:
 
 def test_demo_output_with_a_stand_in_search(tmp_path, capsys, monkeypatch):
     pytest.importorskip("treesearch.games.connect_four")
+    import treesearch.search.mcts as real
+
     fake = types.ModuleType("treesearch.search.mcts")
-    fake.MCTS = FakeMCTS
+    fake.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
+    fake.MCTS = FakeMCTS  # everything else (reuse_subtree, ...) stays the real module's
     monkeypatch.setitem(sys.modules, "treesearch.search.mcts", fake)
     argv = ["demo", "--out", str(tmp_path), "--sims", "40", "--opening", "33", "--no-gomoku"]
     argv.append("--no-toymath")
