@@ -26,6 +26,7 @@ from .search.bfs import BFS
 from .search.dfs import DFS
 from .search.dvts import DVTS
 from .search.mcts import MCTS, reuse_subtree
+from .search.mcts_star import MCTSStar
 from .tree import Node, Tree
 
 # A library logs and never prints: without this, Python would print warnings to stderr for
@@ -51,6 +52,7 @@ __all__ = [
     "Evaluation",
     "Evaluator",
     "LegalActionsPolicy",
+    "MCTSStar",
     "Node",
     "Policy",
     "PolicyVerifierEvaluator",

@@ -1,1 +1,5 @@
 """Search algorithms, one module each."""
+
+from .mcts_star import MCTSStar
+
+__all__ = ["MCTSStar"]
