@@ -27,6 +27,7 @@ from .search.dfs import DFS
 from .search.dvts import DVTS
 from .search.mcts import MCTS, reuse_subtree
 from .search.mcts_star import MCTSStar
+from .search.ts_llm import MCTSAlpha, MCTSRollout
 from .tree import Node, Tree
 
 # A library logs and never prints: without this, Python would print warnings to stderr for
@@ -52,6 +53,8 @@ __all__ = [
     "Evaluation",
     "Evaluator",
     "LegalActionsPolicy",
+    "MCTSAlpha",
+    "MCTSRollout",
     "MCTSStar",
     "Node",
     "Policy",
