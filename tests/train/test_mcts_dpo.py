@@ -652,6 +652,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, one_torch_thr
     pytest.importorskip("transformers")
     from safetensors.torch import load_file
 
+    from treesearch.train.loop import LoopProgress
     from treesearch.train.mcts_dpo import run_mcts_dpo
 
     config = MCTSDPOConfig(
@@ -664,25 +665,26 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, one_torch_thr
         eval_size=2,
     )
     whole = run_mcts_dpo(tmp_path / "whole", config)
+    assert whole["complete"]
+    assert [row["iteration"] for row in whole["history"]] == [0, 1]
+    assert whole["iterations"][1]["train"]["pairs"] > 0
 
-    def kill_in_training(message: str) -> None:
-        if message.startswith("DPO step"):
-            raise Interrupt(message)
+    def kill_in_training(event: LoopProgress) -> None:
+        if event.phase == "train" and event.done > 0:
+            raise Interrupt(event.message)
 
     with pytest.raises(Interrupt):
         run_mcts_dpo(tmp_path / "killed", config, progress=kill_in_training)
-    state = (tmp_path / "killed" / "state.json").read_text()
-    assert '"search"' in state and not (tmp_path / "killed" / "iteration-1" / "policy").exists()
-    messages: list[str] = []
-    resumed = run_mcts_dpo(tmp_path / "killed", config, progress=messages.append)
-    assert not any("searched" in m for m in messages)  # the search phase was not redone
+    assert not (tmp_path / "killed" / "iteration-1" / "policy").exists()
+    events: list[LoopProgress] = []
+    resumed = run_mcts_dpo(tmp_path / "killed", config, progress=events.append)
+    assert {e.phase for e in events} == {"train", "evaluate"}  # the search was not redone
     for name in ("traces.jsonl", "pairs.jsonl"):
         a = (tmp_path / "whole" / "iteration-1" / name).read_text()
         assert a == (tmp_path / "killed" / "iteration-1" / name).read_text()
-    assert whole["accuracy"] == resumed["accuracy"]
-    assert whole["iterations"][0]["train"]["pairs"] > 0
+    assert whole["history"] == resumed["history"]
     w1 = load_file(tmp_path / "whole" / "iteration-1" / "policy" / "model.safetensors")
     w2 = load_file(tmp_path / "killed" / "iteration-1" / "policy" / "model.safetensors")
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match="different config"):
         run_mcts_dpo(tmp_path / "whole", MCTSDPOConfig(iterations=1, seed=1))

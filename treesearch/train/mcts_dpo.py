@@ -70,7 +70,9 @@ steps before the comparison. The reference model is frozen.
 batch of fresh training problems with the current policy (PRM-guided, exact outcome at the
 leaves), writes the traces as JSONL, builds the pairs from that file, DPO-updates the policy
 against the frozen SFT start, and measures held-out greedy accuracy; the next iteration searches
-with the updated policy. It resumes after a kill (``state.json``, atomic files).
+with the updated policy (the paper refreshes the search policy every ``iteration_interval`` = 64
+prompts; here every batch). Each iteration's DPO starts a fresh AdamW state. It resumes after a
+kill (:class:`~treesearch.train.loop.RunState`, atomic files).
 
 ``import treesearch.train.mcts_dpo`` loads no torch; the functions that need it import it.
 """
@@ -1140,12 +1142,15 @@ def train_dpo(
     config: DPOConfig,
     rng: np.random.Generator,
     reference_tokenizer: Any = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[Any], None] | None = None,
 ) -> DPOLog:
     """DPO-train ``policy`` (in place) on ``pairs`` against the frozen ``reference``.
 
     The reference log-probabilities are computed once, before training, without gradients.
-    Pairs whose tokens have no divergence point are dropped (counted in the log).
+    Pairs whose tokens have no divergence point are dropped (counted in the log). AdamW with
+    warm-up and cosine decay (:func:`~treesearch.train.lm_common.run_steps`); ``progress``
+    receives a :class:`~treesearch.train.lm_common.TrainProgress` once per epoch. Minibatch
+    order comes from ``rng``.
 
     Raises:
         ValueError: no pairs (or none left), tokenizers or vocabularies that differ.
@@ -1238,12 +1243,8 @@ def train_dpo(
         tokens = sum(len(e.context_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in batch)
         return losses.mean(), tokens
 
-    def report(p: Any) -> None:
-        if progress is not None:
-            progress(f"DPO step {p.step}/{p.num_steps} loss {p.loss:.4f}")
-
     lengths = [len(e.context_ids) + max(len(e.chosen_ids), len(e.rejected_ids)) for e in encoded]
-    log = run_steps(policy, lm_config, rng, lengths, loss_of, report)
+    log = run_steps(policy, lm_config, rng, lengths, loss_of, progress)
     return DPOLog(
         losses=log.losses,
         reward_accuracies=tuple(accuracies),
@@ -1256,7 +1257,7 @@ def train_dpo(
 
 # ------------------------------------------------------------------------------ the loop
 _LEVELS = ("easy", "medium", "hard")
-_PHASES = ("search", "train", "eval")
+_PHASES = ("search", "train", "evaluate")
 
 
 def _check_levels(name: str, levels: object) -> tuple[str, ...]:
@@ -1344,8 +1345,8 @@ class MCTSDPOConfig:
     batch_size: int = 8
     weight_decay: float = 0.05
     warmup_ratio: float = 0.03
-    eval_levels: tuple[str, ...] = ("easy", "medium")
-    eval_size: int = 100
+    eval_levels: tuple[str, ...] = ("easy", "medium", "hard")
+    eval_size: int = 200
     policy_path: str | None = None
     prm_path: str | None = None
     device: str = "cpu"
@@ -1450,297 +1451,327 @@ def evaluate_greedy(
     return out
 
 
-def _phase_rng(config: MCTSDPOConfig, iteration: int, phase: str) -> np.random.Generator:
-    return np.random.default_rng([config.seed, iteration, _PHASES.index(phase)])
-
-
 def _load_lm(path: Path, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"no model in {path} (expected config.json)")
     model: Any = AutoModelForCausalLM.from_pretrained(path)
     return model.to(device).eval()
 
 
-class _Progress:
-    def __init__(self, callback: Callable[[str], None] | None) -> None:
-        if callback is not None and not callable(callback):
-            raise TypeError("progress must be a callable f(message) or None")
-        self.callback = callback
-
-    def __call__(self, message: str) -> None:
-        _log.info("%s", message)
-        if self.callback is not None:
-            self.callback(message)
+LOOP = "mcts-dpo"
 
 
-def _search_iteration(
-    config: MCTSDPOConfig,
-    iteration: int,
-    policy_path: Path,
-    prm_path: Path,
-    tokenizer: Any,
-    progress: _Progress,
-) -> tuple[list[Trace], dict[str, Any]]:
-    """Search a batch of fresh training problems with the policy at ``policy_path``."""
-    from treesearch.adapters import toymath
-    from treesearch.adapters.toymath_search import ScalingConfig, ToyMathSearcher, final_answer
+class _Loop:
+    """One run of :func:`run_mcts_dpo`: paths, models and phases."""
 
-    from .traces import with_outcomes
+    def __init__(self, out_dir: Path, config: MCTSDPOConfig, progress: Any) -> None:
+        from transformers import AutoTokenizer
 
-    rng = _phase_rng(config, iteration, "search")
-    problems = []
-    levels = []
-    for _ in range(config.problems_per_iteration):
-        level = config.train_levels[int(rng.integers(len(config.train_levels)))]
-        problems.append(toymath.generate_problem(rng, toymath.DIFFICULTIES[level]))
-        levels.append(level)
-    searcher = ToyMathSearcher(
-        _load_lm(policy_path, config.device),
-        _load_lm(prm_path, config.device),
-        tokenizer,
-        config=ScalingConfig(
-            temperature=config.temperature,
-            max_step_tokens=config.max_step_tokens,
-            extra_steps=config.extra_steps,
-            device=config.device,
-        ),
-    )
-    policy = searcher.policy(temperature=config.temperature, num_candidates=config.n_actions)
-    traces: list[Trace] = []
-    solved = 0
-    nodes = 0
-    tokens = 0
-    started = time.perf_counter()
-    for index, (problem, level) in enumerate(zip(problems, levels, strict=True)):
-        gold = str(problem.answer)
+        from .loop import RunState
+        from .toymath_recipe import shipped_checkpoint
 
-        def outcome(state: State, _gold: str = gold, _problem: Any = problem) -> float:
-            if config.outcome_check == "answer":
-                right = final_answer(state) == _gold
-            else:
-                steps = [t for t in getattr(state, "step_texts", ()) if t.strip()]
-                ended = bool(state.steps) and state.steps[-1].stop == "eos"  # type: ignore[attr-defined]
-                right = ended and toymath.check_solution(_problem, steps).solved
-            return config.correct_outcome if right else config.wrong_outcome
-
-        search = MCTSDPOSearch(
-            policy,
-            searcher.verifier(config.evaluator, problem),
-            outcome_fn=outcome,
-            n_iters=config.n_iters,
-            root_iters_multiplier=config.root_iters_multiplier,
-            w_exp=config.w_exp,
-            gamma=config.gamma,
-            length_penalty=config.length_penalty,
-            depth_limit=config.depth_limit,
-            depth_discount_offset=config.depth_discount_offset,
-            answer_fn=final_answer,
+        self.out = out_dir
+        self.cfg = config
+        self.progress = progress
+        self.start = (
+            Path(config.policy_path) if config.policy_path else shipped_checkpoint("policy")
         )
-        for component in (policy, searcher.prm):
-            component.cache.clear()
-        root = searcher.root(problem)
-        found = search.search(
-            root,
-            Budget(tokens=config.search_tokens),
+        self.prm = Path(config.prm_path) if config.prm_path else shipped_checkpoint("prm")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.start)
+        self.state = RunState(out_dir, config.to_dict())
+        self.state.check_config(allow_changes=("iterations",))
+
+    def say(self, iteration: int, phase: str, done: int = 0, total: int = 0, message: str = ""):
+        from .loop import LoopProgress
+
+        _log.debug("mcts-dpo %d %s %d/%d %s", iteration, phase, done, total, message)
+        if self.progress is not None:
+            self.progress(
+                LoopProgress(LOOP, iteration, self.cfg.iterations, phase, done, total, message)
+            )
+
+    def folder(self, iteration: int) -> Path:
+        return self.out / f"iteration-{iteration}"
+
+    def policy_path(self, iteration: int) -> Path:
+        return self.start if iteration == 0 else self.folder(iteration) / "policy"
+
+    def run_phase(self, iteration: int, phase: str, fn: Callable[[int], dict[str, Any]]) -> None:
+        if self.state.is_done(iteration, phase):
+            return
+        self.say(iteration, phase, message="start")
+        started = time.perf_counter()
+        result = fn(iteration)
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        self.state.mark_done(iteration, phase, result)
+        self.write_report()
+        self.say(iteration, phase, message="done")
+
+    # ------------------------------------------------------------------ phases
+    def evaluate(self, iteration: int) -> dict[str, Any]:
+        from .atomic import atomic_write_json
+        from .loop import phase_rng
+
+        model = _load_lm(self.policy_path(iteration), self.cfg.device)
+        greedy = evaluate_greedy(
+            model,
+            self.tokenizer,
+            levels=self.cfg.eval_levels,
+            size=self.cfg.eval_size,
+            rng=phase_rng(self.cfg.seed, iteration, "evaluate"),
+        )
+        self.folder(iteration).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.folder(iteration) / "eval.json", greedy)
+        accuracy = ", ".join(f"{lv} {greedy[lv]['accuracy']:.3f}" for lv in greedy)
+        self.say(iteration, "evaluate", 1, 1, f"greedy accuracy {accuracy}")
+        return {"greedy": greedy}
+
+    def search(self, iteration: int) -> dict[str, Any]:
+        from treesearch.adapters import toymath
+        from treesearch.adapters.toymath_search import ScalingConfig, ToyMathSearcher, final_answer
+        from treesearch.results import write_traces
+
+        from .loop import phase_rng
+        from .traces import with_outcomes
+
+        cfg = self.cfg
+        rng = phase_rng(cfg.seed, iteration, "search")
+        problems = []
+        levels = []
+        for _ in range(cfg.problems_per_iteration):
+            level = cfg.train_levels[int(rng.integers(len(cfg.train_levels)))]
+            problems.append(toymath.generate_problem(rng, toymath.DIFFICULTIES[level]))
+            levels.append(level)
+        searcher = ToyMathSearcher(
+            _load_lm(self.policy_path(iteration - 1), cfg.device),
+            _load_lm(self.prm, cfg.device),
+            self.tokenizer,
+            config=ScalingConfig(
+                temperature=cfg.temperature,
+                max_step_tokens=cfg.max_step_tokens,
+                extra_steps=cfg.extra_steps,
+                device=cfg.device,
+            ),
+        )
+        policy = searcher.policy(temperature=cfg.temperature, num_candidates=cfg.n_actions)
+        traces: list[Trace] = []
+        solved = nodes = tokens = 0
+        for index, (problem, level) in enumerate(zip(problems, levels, strict=True)):
+            search = MCTSDPOSearch(
+                policy,
+                searcher.verifier(cfg.evaluator, problem),
+                outcome_fn=_toy_outcome(cfg, problem),
+                n_iters=cfg.n_iters,
+                root_iters_multiplier=cfg.root_iters_multiplier,
+                w_exp=cfg.w_exp,
+                gamma=cfg.gamma,
+                length_penalty=cfg.length_penalty,
+                depth_limit=cfg.depth_limit,
+                depth_discount_offset=cfg.depth_discount_offset,
+                answer_fn=final_answer,
+            )
+            for component in (policy, searcher.prm):
+                component.cache.clear()  # one problem's prefixes are of no use to the next
+            root = searcher.root(problem)
+            gold = str(problem.answer)
+            found = search.search(
+                root,
+                Budget(tokens=cfg.search_tokens),
+                rng=rng,
+                metadata={
+                    "problem_id": f"{iteration}-{index}",
+                    "prompt": root.prompt_text,
+                    "question": problem.prompt,
+                    "answer": gold,
+                    "level": level,
+                },
+            )
+            solved += found.result.answer_text == gold
+            nodes += found.tree.num_nodes
+            tokens += found.result.usage.tokens
+            traces.extend(found.traces)
+            self.say(iteration, "search", index + 1, len(problems))
+        labelled = with_outcomes(traces, _answer_matches)
+        self.folder(iteration).mkdir(parents=True, exist_ok=True)
+        write_traces(self.folder(iteration) / "traces.jsonl", labelled)
+        return {
+            "problems": len(problems),
+            "levels": {lv: levels.count(lv) for lv in cfg.train_levels},
+            "committed_answer_correct": solved / len(problems),
+            "traces": len(labelled),
+            "mean_nodes": nodes / len(problems),
+            "policy_tokens": tokens,
+        }
+
+    def train(self, iteration: int) -> dict[str, Any]:
+        from treesearch.results import read_traces
+
+        from .lm_common import save_pretrained_atomic
+        from .loop import phase_rng
+
+        cfg = self.cfg
+        rng = phase_rng(cfg.seed, iteration, "train")
+        traces = read_traces(self.folder(iteration) / "traces.jsonl")
+        pairs = build_preference_pairs(
+            traces,
+            rejected=cfg.rejected,  # type: ignore[arg-type]
             rng=rng,
-            metadata={
-                "problem_id": f"{iteration}-{index}",
-                "prompt": root.prompt_text,
-                "question": problem.prompt,
-                "answer": gold,
-                "level": level,
-            },
+            min_q_gap=cfg.min_q_gap,
         )
-        solved += found.result.answer_text == gold
-        nodes += found.tree.num_nodes
-        tokens += found.result.usage.tokens
-        traces.extend(found.traces)
-        progress(
-            f"iteration {iteration}: searched {index + 1}/{len(problems)} "
-            f"({found.tree.num_nodes} nodes)"
+        write_pairs(self.folder(iteration) / "pairs.jsonl", pairs)
+        policy = _load_lm(self.policy_path(iteration - 1), cfg.device)
+        info: dict[str, Any] = {"pairs": len(pairs)}
+        if pairs:
+            reference = _load_lm(self.start, cfg.device)
+            for parameter in reference.parameters():
+                parameter.requires_grad_(False)
+            log = train_dpo(
+                policy,
+                reference,
+                self.tokenizer,
+                pairs,
+                config=cfg.dpo_config(),
+                rng=rng,
+                progress=lambda p: self.say(
+                    iteration, "train", p.step, p.num_steps, f"DPO loss {p.loss:.4f}"
+                ),
+            )
+            head = log.losses[: max(1, len(log.losses) // 10)]
+            tail = log.losses[-max(1, len(log.losses) // 10) :]
+            info.update(
+                pairs_used=log.pairs,
+                pairs_dropped=log.dropped,
+                steps=len(log.losses),
+                first_loss=round(sum(head) / len(head), 5),
+                final_loss=round(sum(tail) / len(tail), 5),
+                final_reward_accuracy=round(float(np.mean(log.reward_accuracies[-len(tail) :])), 4),
+                final_margin=round(float(np.mean(log.margins[-len(tail) :])), 5),
+                train_seconds=round(log.seconds, 2),
+            )
+        else:
+            info["skipped"] = "no preference pairs: the policy is kept unchanged"
+        save_pretrained_atomic(
+            self.policy_path(iteration),
+            policy,
+            self.tokenizer,
+            training={"loop": LOOP, "iteration": iteration, **info},
         )
-    labelled = with_outcomes(
-        traces, lambda t: 1.0 if t.answer is not None and t.answer == t.metadata["answer"] else 0.0
-    )
-    stats = {
-        "problems": len(problems),
-        "levels": {lv: levels.count(lv) for lv in config.train_levels},
-        "committed_correct": solved / len(problems),
-        "traces": len(labelled),
-        "mean_nodes": nodes / len(problems),
-        "tokens": tokens,
-        "seconds": time.perf_counter() - started,
-    }
-    return labelled, stats
+        return info
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> dict[str, Any]:
+        from .loop import RunState
+
+        done = self.state.done
+        iterations: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for i in range(self.cfg.iterations + 1):
+            phases = ("evaluate",) if i == 0 else _PHASES
+            entry = {p: done[RunState.key(i, p)] for p in phases if RunState.key(i, p) in done}
+            iterations.append({"iteration": i, **entry})
+            if "evaluate" in entry:
+                greedy = entry["evaluate"]["greedy"]
+                history.append(
+                    {"iteration": i, "greedy": {lv: greedy[lv]["accuracy"] for lv in greedy}}
+                )
+        accuracy: dict[str, list[float | None]] = {lv: [] for lv in self.cfg.eval_levels}
+        for entry in iterations:
+            evaluation = entry.get("evaluate")
+            for lv in self.cfg.eval_levels:
+                accuracy[lv].append(evaluation["greedy"][lv]["accuracy"] if evaluation else None)
+        return {
+            "loop": LOOP,
+            "algorithm": "MCTS-DPO (Xie et al., arXiv 2405.00451)",
+            "config": self.cfg.to_dict(),
+            "complete": all(
+                self.state.is_done(i, "evaluate") for i in range(self.cfg.iterations + 1)
+            ),
+            "greedy_accuracy": accuracy,
+            "history": history,
+            "iterations": iterations,
+            "seconds": round(
+                sum(float(r.get("seconds", 0.0)) for r in done.values() if isinstance(r, dict)),
+                1,
+            ),
+        }
+
+    def write_report(self) -> dict[str, Any]:
+        from .atomic import atomic_write_json
+
+        report = self.report()
+        atomic_write_json(self.out / "report.json", report)
+        return report
+
+    def go(self) -> dict[str, Any]:
+        self.run_phase(0, "evaluate", self.evaluate)
+        for i in range(1, self.cfg.iterations + 1):
+            self.run_phase(i, "search", self.search)
+            self.run_phase(i, "train", self.train)
+            self.run_phase(i, "evaluate", self.evaluate)
+        return self.write_report()
+
+
+def _answer_matches(trace: Trace) -> float:
+    """A toy trace's outcome: 1.0 when its final answer is the gold one, else 0.0."""
+    return float(trace.answer is not None and trace.answer == trace.metadata.get("answer"))
+
+
+def _toy_outcome(config: MCTSDPOConfig, problem: Any) -> OutcomeFn:
+    """The outcome ``O`` of a terminal toy state (``config.outcome_check``)."""
+    from treesearch.adapters import toymath
+    from treesearch.adapters.toymath_search import final_answer
+
+    gold = str(problem.answer)
+
+    def outcome(state: State) -> float:
+        if config.outcome_check == "answer":
+            right = final_answer(state) == gold
+        else:
+            steps: Sequence[Any] = getattr(state, "steps", ())
+            contents = [s.content for s in steps if s.content.strip()]
+            ended = bool(steps) and getattr(steps[-1], "stop", None) == "eos"
+            right = ended and toymath.check_solution(problem, contents).solved
+        return config.correct_outcome if right else config.wrong_outcome
+
+    return outcome
 
 
 def run_mcts_dpo(
     out_dir: str | Path,
-    config: MCTSDPOConfig,
+    config: MCTSDPOConfig | None = None,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the online MCTS-DPO loop on the toy arithmetic world.
 
-    Layout of ``out_dir``: ``config.json``; ``state.json`` (the last completed phase,
-    ``{"iteration": k, "phase": "search" | "train" | "eval"}``); ``iteration-0/eval.json`` (the
-    SFT start); per iteration ``k``: ``traces.jsonl`` and ``search.json`` (search),
-    ``pairs.jsonl``, ``train.json`` and ``policy/`` (DPO), ``eval.json``; and ``report.json``.
-    Every file is written atomically, and a rerun skips completed phases: each phase draws its
-    randomness from ``numpy.random.default_rng([seed, iteration, phase])``, so a resumed run
-    equals an uninterrupted one. A folder holding a run with another config is refused
-    (``ValueError``).
+    Iteration 0 measures the SFT start; each iteration ``k`` then runs the phases ``search``
+    (fresh training problems searched with the policy of iteration ``k - 1``; traces written to
+    ``iteration-k/traces.jsonl`` with outcomes 1.0 / 0.0 from the exact answer check),
+    ``train`` (pairs built from that file, ``iteration-k/pairs.jsonl``; DPO against the frozen
+    SFT start; the policy saved to ``iteration-k/policy/``) and ``evaluate`` (held-out greedy
+    accuracy, ``iteration-k/eval.json``). Each phase is written atomically and recorded in
+    ``out_dir/state.json`` (:class:`~treesearch.train.loop.RunState`), and draws its randomness
+    from :func:`~treesearch.train.loop.phase_rng` ``(seed, iteration, phase)``, so a rerun skips
+    finished phases and a resumed run equals an uninterrupted one. A folder holding a run with
+    another config is refused (``ValueError``); ``iterations`` may be raised to train further.
 
-    Returns the report (also written to ``report.json``): the accuracy before and after each
-    iteration, the search, pair and DPO statistics, and the seconds of each phase.
+    Args:
+        out_dir: the run's folder.
+        config: the settings (default :class:`MCTSDPOConfig`).
+        progress: called with a :class:`~treesearch.train.loop.LoopProgress` as work advances.
+
+    Returns:
+        The report, also written to ``out_dir/report.json``: ``history`` (held-out greedy
+        accuracy per level for iteration 0 and each iteration), ``greedy_accuracy`` (the same
+        per level), and each phase's numbers and seconds under ``iterations``.
     """
-    from transformers import AutoTokenizer
-
-    from .atomic import atomic_write_json, read_json
-    from .lm_common import save_pretrained_atomic
-    from .toymath_recipe import shipped_checkpoint
-
+    config = MCTSDPOConfig() if config is None else config
     if not isinstance(config, MCTSDPOConfig):
         raise TypeError(f"config must be an MCTSDPOConfig, not {type(config).__name__}")
-    say = _Progress(progress)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, not {progress!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "config.json"
-    if config_path.exists():
-        saved = read_json(config_path)
-        if saved != config.to_dict():
-            raise ValueError(
-                f"{out} holds a run with another config; use a new folder or the same config"
-            )
-    else:
-        atomic_write_json(config_path, config.to_dict())
-    state_path = out / "state.json"
-    state: dict[str, Any] = {"iteration": 0, "phase": None}
-    if state_path.exists():
-        state = dict(read_json(state_path))
-
-    def done(iteration: int, phase: str) -> bool:
-        if state["phase"] is None:
-            return False
-        return (iteration, _PHASES.index(phase)) <= (
-            int(state["iteration"]),
-            _PHASES.index(state["phase"]),
-        )
-
-    def mark(iteration: int, phase: str) -> None:
-        state.update(iteration=iteration, phase=phase)
-        atomic_write_json(state_path, state)
-
-    start_path = Path(config.policy_path) if config.policy_path else shipped_checkpoint("policy")
-    prm_path = Path(config.prm_path) if config.prm_path else shipped_checkpoint("prm")
-    tokenizer = AutoTokenizer.from_pretrained(start_path)
-
-    def evaluate(iteration: int, path: Path) -> None:
-        folder = out / f"iteration-{iteration}"
-        started = time.perf_counter()
-        model = _load_lm(path, config.device)
-        result = evaluate_greedy(
-            model,
-            tokenizer,
-            levels=config.eval_levels,
-            size=config.eval_size,
-            rng=_phase_rng(config, iteration, "eval"),
-        )
-        result["seconds"] = time.perf_counter() - started  # type: ignore[assignment]
-        atomic_write_json(folder / "eval.json", result)
-        mark(iteration, "eval")
-        accuracy = ", ".join(f"{lv} {result[lv]['accuracy']:.3f}" for lv in config.eval_levels)
-        say(f"iteration {iteration}: held-out greedy accuracy {accuracy}")
-
-    if not done(0, "eval"):
-        evaluate(0, start_path)
-    for k in range(1, config.iterations + 1):
-        folder = out / f"iteration-{k}"
-        current = start_path if k == 1 else out / f"iteration-{k - 1}" / "policy"
-        if not done(k, "search"):
-            from treesearch.results import write_traces
-
-            traces, stats = _search_iteration(config, k, current, prm_path, tokenizer, say)
-            folder.mkdir(parents=True, exist_ok=True)
-            write_traces(folder / "traces.jsonl", traces)
-            atomic_write_json(folder / "search.json", stats)
-            mark(k, "search")
-        if not done(k, "train"):
-            from treesearch.results import read_traces
-
-            rng = _phase_rng(config, k, "train")
-            traces = read_traces(folder / "traces.jsonl")
-            pairs = build_preference_pairs(
-                traces,
-                rejected=config.rejected,  # type: ignore[arg-type]
-                rng=rng,
-                min_q_gap=config.min_q_gap,
-            )
-            write_pairs(folder / "pairs.jsonl", pairs)
-            policy = _load_lm(current, config.device)
-            info: dict[str, Any] = {"pairs": len(pairs)}
-            if pairs:
-                reference = _load_lm(start_path, config.device)
-                for p in reference.parameters():
-                    p.requires_grad_(False)
-                log = train_dpo(
-                    policy,
-                    reference,
-                    tokenizer,
-                    pairs,
-                    config=config.dpo_config(),
-                    rng=rng,
-                    progress=say,
-                )
-                info.update(log.to_dict())
-                info.pop("losses")
-                info["first_loss"] = log.losses[0]
-                info["last_loss"] = log.losses[-1]
-                info["steps"] = len(log.losses)
-                info["mean_reward_accuracy"] = float(np.mean(log.reward_accuracies))
-                info["losses"] = list(log.losses)
-            else:
-                info["skipped"] = "no preference pairs: the policy is kept unchanged"
-                say(f"iteration {k}: no preference pairs, the policy is kept unchanged")
-            save_pretrained_atomic(
-                folder / "policy", policy, tokenizer, training={"mcts_dpo_iteration": k, **info}
-            )
-            atomic_write_json(folder / "train.json", info)
-            mark(k, "train")
-        if not done(k, "eval"):
-            evaluate(k, folder / "policy")
-    report = _report(out, config)
-    atomic_write_json(out / "report.json", report)
-    return report
-
-
-def _report(out: Path, config: MCTSDPOConfig) -> dict[str, Any]:
-    from .atomic import read_json
-
-    start = read_json(out / "iteration-0" / "eval.json")
-    accuracy = [
-        {"iteration": 0, **{lv: start[lv]["accuracy"] for lv in config.eval_levels}},
-    ]
-    iterations = []
-    for k in range(1, config.iterations + 1):
-        folder = out / f"iteration-{k}"
-        search = read_json(folder / "search.json")
-        train = read_json(folder / "train.json")
-        evaluation = read_json(folder / "eval.json")
-        after = {lv: evaluation[lv]["accuracy"] for lv in config.eval_levels}
-        accuracy.append({"iteration": k, **after})
-        iterations.append(
-            {
-                "iteration": k,
-                "search": search,
-                "train": {key: value for key, value in train.items() if key != "losses"},
-                "eval": evaluation,
-            }
-        )
-    return {
-        "algorithm": "MCTS-DPO (arXiv 2405.00451)",
-        "config": config.to_dict(),
-        "start": start,
-        "accuracy": accuracy,
-        "iterations": iterations,
-    }
+    return _Loop(out, config, progress).go()
