@@ -306,3 +306,56 @@ def test_bad_training_input(tok, critic, tiny_llama):
             rng=np.random.default_rng(0),
         )
     assert math.isfinite(predict_values(model, tok, critic_examples([make_trace()]))[0][0])
+
+
+def test_toy_world_search_to_critic_training(one_torch_thread):
+    """The data path end to end on the toy world with tiny random models: MCTS-alpha and
+    MCTS-Rollout with the critic as verifier, their traces labelled by the exact checker, the
+    targets, and a few training steps. The critic values the searches stored for each state
+    are the values the critic predicts where that state's target goes."""
+    import dataclasses
+
+    from treesearch import Budget, MCTSAlpha, MCTSRollout
+    from treesearch.adapters.toymath import DIFFICULTIES, check_solution, generate_problems
+    from treesearch.adapters.toymath_search import final_answer, open_searcher
+    from treesearch.train.prm import value_head_model
+    from treesearch.train.traces import with_outcomes
+
+    searcher, _ = open_searcher(tiny=True, seed=0)
+    tok = searcher.tokenizer
+    (problem,) = generate_problems(np.random.default_rng(0), DIFFICULTIES["easy"], 1, split="train")
+    root = searcher.root(problem)
+    model = value_head_model(searcher.policy_model, seed=0)
+    verifier = critic_verifier(model, tok)
+    policy = searcher.policy(temperature=1.0, num_candidates=3)
+    traces = []
+    for search in (
+        MCTSAlpha(policy, verifier, num_simulations=3, num_episodes=2, answer_fn=final_answer),
+        MCTSRollout(policy, verifier, num_paths=3, answer_fn=final_answer),
+    ):
+        result = search.search(root, Budget(tokens=300), rng=np.random.default_rng(1))
+        assert result.usage.tokens <= 300
+        assert result.traces and all(t.terminal for t in result.traces)
+        traces += [
+            dataclasses.replace(t, metadata={**t.metadata, "prompt": root.prompt_text})
+            for t in result.traces
+        ]
+
+    def solved(trace):
+        steps = [str(a).removesuffix("<sep>") for a in trace.actions if str(a).strip()]
+        return float(check_solution(problem, steps).solved)
+
+    examples = critic_examples(with_outcomes(traces, solved))
+    predicted = predict_values(model, tok, examples)
+    for trace, example, values in zip(merge_traces(traces), examples, predicted, strict=True):
+        assert len(example.targets) == len(example.steps) + 1
+        stored = [step.score for step in trace.steps[: len(example.steps)]]
+        assert stored == pytest.approx(values[1:], abs=1e-4)
+    log = train_critic(
+        model,
+        tok,
+        examples,
+        config=CriticConfig(num_steps=3, batch_size=4),
+        rng=np.random.default_rng(0),
+    )
+    assert all(math.isfinite(loss) for loss in log.losses)
