@@ -59,6 +59,19 @@ leaf value the votes use, "tokens": tokens generated so far}`` (TS-LLM's
 ``num_generated_token``, for accuracy-versus-tokens curves). MCTS-Rollout can reach one
 terminal node several times; each arrival is a path, as in TS-LLM, so its votes count repeats.
 
+**Why not** :class:`~treesearch.MCTS`. MCTS values a leaf when a simulation first selects it
+and scores unvisited children with a first-play urgency, and it expands a leaf on its first
+visit. TS-LLM values all children at expansion, uses those values as the Q of unvisited
+children, and expands on the second visit; with its few simulations per step (5 on GSM8K)
+these change which steps are explored and how many tokens are generated. So this module runs
+its own simulation loop on the same :class:`~treesearch.tree.Tree`, with the library's PUCT
+scores and AlphaZero schedule (:mod:`treesearch.selection`), backup and sign rule
+(:mod:`treesearch.backup`), budgeted policy and verifier calls, and
+:func:`~treesearch.search.mcts.visit_policy`. MCTS-alpha moves its root by index instead of
+:func:`~treesearch.search.mcts.reuse_subtree`: the subtree is kept either way, but in the
+reference the moved root keeps its parent, so backups reach the original root and the next
+episode (``episode_tree="keep"``) starts there with every statistic.
+
 **Differences from the reference code.** Budgets are never exceeded (TS-LLM checks its token
 limit between simulations and can pass it); tokens are charged when the policy generates them
 (TS-LLM counts a node's children when they are first selected from); ``prm_factor`` (a PRM
