@@ -41,8 +41,9 @@ The searches:
   budget (TS-LLM: a generated-token budget) is spent.
 
 The final answer is chosen among the finished paths by :func:`majority_vote`,
-:func:`orm_vote` (sum of min-max-normalised values per answer) or :func:`orm_max`;
-:func:`choose_path` applies them to states or traces.
+:func:`orm_vote` (sum of min-max-normalised values per answer) or :func:`orm_max`, and the
+answer state is that answer's highest-valued path (the highest-valued path of all when no path
+has an answer); :func:`choose_path` applies the votes to states or traces.
 
 **Budget.** TS-LLM compares methods at equal numbers of generated tokens: give
 ``Budget(tokens=...)``. One simulation is one ``simulations`` unit, an expansion one
