@@ -565,6 +565,19 @@ class AlphaZeroPlayer(_SearchPlayer):
             ``forced_actions()`` (Gomoku); the network alone still picks among the rest.
         leaves_per_round: leaves evaluated together per network call, with virtual loss
             (more simulations per second under a time limit, each a little less informed).
+        threat_defence: threat-space moves at the root (Allis et al. 1993): where the
+            position has ``threat_space_actions()`` naming moves and no forced move (Gomoku:
+            a move that wins in three by an open four, else the answers to the opponent's
+            threat of one, :meth:`~treesearch.games.gomoku.Gomoku.threat_defences`), search
+            only those; every other move loses in three or does not win in three. The root is
+            then a fresh tree with the network's priors renormalised over them (a reused
+            subtree is kept only if its root already has exactly those children). On by
+            default; off (which also turns ``threats_in_tree`` off) reproduces the player
+            without it.
+        threats_in_tree: with ``threat_defence``, apply ``threat_space_actions()`` at every
+            node the search expands too (``MCTS(move_filter=...)``; it includes the decisive
+            moves), so the search sees threats coming; ``False``: at the root only. On by
+            default (measured in docs/benchmarks.md, P4).
         name: the name in reports.
     """
 
@@ -581,6 +594,8 @@ class AlphaZeroPlayer(_SearchPlayer):
         reuse_tree: bool = True,
         decisive_moves: bool = True,
         leaves_per_round: int = 1,
+        threat_defence: bool = True,
+        threats_in_tree: bool = True,
         name: str | None = None,
     ) -> None:
         if simulations is None and time_per_move is None:
@@ -612,6 +627,15 @@ class AlphaZeroPlayer(_SearchPlayer):
         self.decisive_moves = bool(decisive_moves)
         self._decisive_mcts = MCTS(self.evaluator, decisive_moves=True, **options)
         self.reuse_tree = bool(reuse_tree)
+        for flag_name, flag in (
+            ("threat_defence", threat_defence),
+            ("threats_in_tree", threats_in_tree),
+        ):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{flag_name} must be True or False, got {flag!r}")
+        self.threat_defence = bool(threat_defence)
+        self.threats_in_tree = bool(threats_in_tree)
+        self._threat_mcts = MCTS(self.evaluator, move_filter=_threat_space_actions, **options)
         self.last_result: SearchResult | None = None
         self._keeper = _TreeKeeper()
 
@@ -626,6 +650,13 @@ class AlphaZeroPlayer(_SearchPlayer):
         root = self._keeper.root_for(state) if self.reuse_tree else state
         decisive = self.decisive_moves and callable(getattr(state, "forced_actions", None))
         mcts = self._decisive_mcts if decisive else self.mcts
+        threats = callable(getattr(state, "threat_space_actions", None))
+        if threats and self.threat_defence and self.threats_in_tree:
+            mcts = self._threat_mcts
+        if threats and self.threat_defence:
+            only = state.threat_space_actions()  # type: ignore[attr-defined]
+            if only and state.forced_actions() is None:  # type: ignore[attr-defined]
+                root = self._root_among(root, state, only, rng)
         result = mcts.search(root, self._budget(), rng=rng)
         self.last_result = result
         self.last_simulations = result.usage.simulations
@@ -634,6 +665,38 @@ class AlphaZeroPlayer(_SearchPlayer):
         if self.reuse_tree:
             self._keeper.keep(result.tree, result.action)
         return result.action
+
+    def _root_among(
+        self,
+        root: State | Tree,
+        state: State,
+        actions: tuple[Action, ...],
+        rng: np.random.Generator,
+    ) -> Tree:
+        """A tree whose root, ``state``, is expanded into ``actions`` only: ``root`` itself if
+        it is a tree expanded into exactly those, else a fresh one with the network's priors
+        renormalised over them and its value as the root's first visit (as the search's own
+        expansion would count it)."""
+        if isinstance(root, Tree) and root.is_expanded(Tree.ROOT):
+            children = {root.actions[child] for child in root.children(Tree.ROOT)}
+            if children == set(actions):
+                return root
+        evaluation = self.evaluator.evaluate([state], rng=rng)[0]
+        index = {action: i for i, action in enumerate(state.legal_actions())}
+        priors = np.asarray(evaluation.priors, dtype=np.float64)[[index[a] for a in actions]]
+        total = priors.sum()
+        priors = priors / total if total > 0 else np.full(len(actions), 1.0 / len(actions))
+        tree = Tree(state)
+        tree.add_children(Tree.ROOT, actions, priors)
+        tree.visits[Tree.ROOT] = 1
+        tree.value_sum[Tree.ROOT] = float(evaluation.value)
+        return tree
+
+
+def _threat_space_actions(state: State) -> tuple[Action, ...] | None:
+    """``state.threat_space_actions()`` where the state has one (Gomoku), else ``None``."""
+    named = getattr(state, "threat_space_actions", None)
+    return named() if callable(named) else None
 
 
 def shipped_agent_path(size: int = 9, k: int = 5) -> Path | None:

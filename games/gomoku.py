@@ -25,6 +25,12 @@ of empty cells, without creating positions; :class:`~treesearch.evaluators.Rando
 it. Values follow the project's sign rule: :meth:`Gomoku.terminal_value` is for the player to
 move at the terminal state, so a win by the previous mover is ``-1.0`` and a draw ``0.0``.
 
+Move filters for search: :meth:`Gomoku.forced_actions` gives the decisive and anti-decisive
+moves one move deep (Teytaud & Teytaud, CIG 2010), and :meth:`Gomoku.threat_defences` the
+answers to a threat two moves deep, an open or broken three about to become an open four
+(threat-space search: Allis, van den Herik & Huntjens, "Go-Moku and Threat-Space Search", 1993).
+Both are computed exactly, by brute force over candidate cells on the bitboards.
+
 Module functions :func:`symmetries`, :func:`transform` and :func:`inverse_transform` map
 ``(C, H, W)`` input planes and a flat ``(H * W,)`` policy through the eight rotations and
 reflections of the square (the dihedral group D4), for training-data augmentation (Silver et
@@ -153,6 +159,8 @@ class _Rules:
         "exact",
         "five",
         "k",
+        "near_cells",
+        "near_mask",
         "num_bytes",
         "num_cells",
         "row_bits",
@@ -203,6 +211,22 @@ class _Rules:
         self.run_shifts: tuple[int, ...] = tuple(shifts)
         # Freestyle five in a row: the shift-and steps (1, 2, 1), unrolled in the hot loops.
         self.five = k == 5 and not exact
+        # The cells a stone at `a` shares a k-window with: on its four lines, at most k - 1
+        # away. Only they can change which lines through `a` a player may complete.
+        near_cells: list[tuple[int, ...]] = []
+        near_mask: list[int] = []
+        for action in range(size * size):
+            r, c = divmod(action, size)
+            near = []
+            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+                for step in range(-(k - 1), k):
+                    rr, cc = r + step * dr, c + step * dc
+                    if step and 0 <= rr < size and 0 <= cc < size:
+                        near.append(rr * size + cc)
+            near_cells.append(tuple(sorted(near)))
+            near_mask.append(sum(1 << x for x in near) | 1 << action)
+        self.near_cells: tuple[tuple[int, ...], ...] = tuple(near_cells)
+        self.near_mask: tuple[int, ...] = tuple(near_mask)  # over actions, `a` itself included
 
     def runs(self, bits: int) -> int:
         """Start bits of every winning run in ``bits`` (k in a row; exactly k if ``exact``)."""
@@ -226,6 +250,44 @@ class _Rules:
                     m &= bits >> i
             found |= m << gap
         return found
+
+    def four_makers(self, bits: int, empty: int) -> int:
+        """Bits of the empty cells in a window of ``k`` cells that holds ``k - 2`` of the
+        stones ``bits`` and two empty cells: every move that can give those stones a winning
+        cell next (a "four") is among them (exactly them under freestyle rules)."""
+        k = self.k
+        found = 0
+        for first in range(k - 1):
+            for second in range(first + 1, k):
+                m = (empty >> first) & (empty >> second)
+                for i in range(k):
+                    if i != first and i != second:
+                        m &= bits >> i
+                found |= (m << first) | (m << second)
+        return found
+
+    def winning_cells_after(self, bits: int, empty: int, action: int) -> int:
+        """How many empty cells would win for the stones ``bits`` once ``action`` (already
+        in ``bits``, no longer in ``empty``) is played, capped at 2.
+
+        Assumes those stones had no winning cell before ``action``: every winning cell is then
+        on a line through ``action``, in one direction only, so under freestyle rules the set
+        bits of :meth:`completions` count distinct cells.
+        """
+        found = self.completions(bits, empty)
+        if not found:
+            return 0
+        if not self.exact:
+            return min(found.bit_count(), 2)
+        cell_bits = self.cell_bits
+        count = 0
+        for cell in self.near_cells[action]:
+            bit = cell_bits[cell]
+            if found & bit and self.wins_through(bits | bit, cell):
+                count += 1
+                if count == 2:
+                    break
+        return count
 
     def wins_through(self, bits: int, action: int) -> bool:
         """Whether ``bits`` hold a winning run through cell ``action``."""
@@ -519,6 +581,127 @@ class Gomoku:
             return wins
         blocks = self.winning_moves(1 - self._to_play)
         return blocks or None
+
+    def double_threat_moves(self, player: int | None = None) -> tuple[int, ...]:
+        """The empty cells where ``player`` (default: the opponent of the player to move)
+        would get two or more distinct winning cells at once (an open four, or two fours),
+        which one stone cannot both block. Meaningful when ``player`` has no winning cell
+        yet; ``()`` when the game is over or ``player`` can already win at once."""
+        if self._winner is not None:
+            return ()
+        if player is None:
+            player = 1 - self._to_play
+        if player not in (0, 1):
+            raise ValueError(f"Gomoku player must be 0 or 1, got {player!r}")
+        if self.winning_moves(player):
+            return ()
+        rules = self._rules
+        bits = self._black if player == 0 else self._white
+        empty = rules.all_bits & ~(self._black | self._white)
+        return self._double_threats(bits, empty)
+
+    def _double_threats(self, bits: int, empty: int) -> tuple[int, ...]:
+        """Empty cells (of ``empty``) where the stones ``bits``, which have no winning cell,
+        would get two; candidates are the cells that can make a four at all."""
+        rules = self._rules
+        makers = rules.four_makers(bits, empty)
+        if not makers:
+            return ()
+        cell_bits = rules.cell_bits
+        out = []
+        for action in self.legal_actions():
+            bit = cell_bits[action]
+            if makers & bit and rules.winning_cells_after(bits | bit, empty & ~bit, action) >= 2:
+                out.append(action)
+        return tuple(out)
+
+    def threat_defences(self) -> tuple[int, ...]:
+        """Defences against a threat two moves deep, from threat-space search (Allis, van den
+        Herik & Huntjens, "Go-Moku and Threat-Space Search", 1993).
+
+        When neither player can win at once (:meth:`forced_actions` is ``None``) but the
+        opponent has a move that would give it two winning cells (an open three or a broken
+        three ``X.XX`` becoming an open four, or two fours at once;
+        :meth:`double_threat_moves`), every move outside this set loses by force: the
+        opponent makes the double threat, one stone blocks one of its winning cells, and it
+        wins with the other. The set holds (a) the moves that make a four (after them the
+        player to move has a winning cell, so the opponent must answer it) and (b) the moves
+        after which the opponent has no such double-threat move any more (blocks at the ends
+        or in the gap of the three). Sorted actions.
+
+        Returns ``()`` when there is no such threat (or the game is over, or a win or block
+        one move deep exists: :meth:`forced_actions` covers those), and also when no move
+        answers the threat (every move loses; nothing to choose between). Moves in the set
+        are not proven safe: only the others are proven lost.
+        """
+        if self.is_terminal() or self.forced_actions() is not None:
+            return ()
+        rules = self._rules
+        cell_bits = rules.cell_bits
+        mine, theirs = (
+            (self._black, self._white) if self._to_play == 0 else (self._white, self._black)
+        )
+        empty = rules.all_bits & ~(self._black | self._white)
+        threats = self._double_threats(theirs, empty)
+        if not threats:
+            return ()
+        # (b): a stone of the player to move only takes cells from the opponent, so its double
+        # threats afterwards are among `threats`, and it spoils one only from a cell sharing a
+        # window with it (or on it): a defence lies near every threat cell. Each candidate is
+        # then checked exactly.
+        candidates = rules.near_mask[threats[0]]
+        for cell in threats[1:]:
+            candidates &= rules.near_mask[cell]
+        keep: set[int] = set()
+        while candidates:
+            low = candidates & -candidates
+            candidates ^= low
+            action = low.bit_length() - 1
+            bit = cell_bits[action]
+            if not empty & bit:
+                continue
+            after = empty & ~bit
+            if not any(
+                cell != action
+                and rules.winning_cells_after(
+                    theirs | cell_bits[cell], after & ~cell_bits[cell], cell
+                )
+                >= 2
+                for cell in threats
+            ):
+                keep.add(action)
+        # (a): the player's own fours, which the opponent must answer first.
+        makers = rules.four_makers(mine, empty)
+        if makers:
+            for action in self.legal_actions():
+                bit = cell_bits[action]
+                if makers & bit and rules.winning_cells_after(mine | bit, empty & ~bit, action):
+                    keep.add(action)
+        return tuple(sorted(keep))
+
+    def threat_space_actions(self) -> tuple[int, ...] | None:
+        """:meth:`forced_actions` one move deeper, for ``MCTS(move_filter=...)``: the only
+        moves worth searching, or ``None`` for all of them. In order:
+
+        1. :meth:`forced_actions`, when it names moves (win now, else block);
+        2. the moves that give the player to move two winning cells
+           (``double_threat_moves(to_play)``): each wins in three, since the opponent can
+           neither win at once nor block both;
+        3. :meth:`threat_defences`, when the opponent threatens such a move;
+        4. when it does and nothing answers it, the opponent's threat cells (every move loses
+           in three; a search proves that fastest through one of them);
+        5. else ``None``.
+        """
+        forced = self.forced_actions()
+        if forced is not None:
+            return forced
+        wins = self.double_threat_moves(self._to_play)
+        if wins:
+            return wins
+        defences = self.threat_defences()
+        if defences:
+            return defences
+        return self.double_threat_moves(1 - self._to_play) or None
 
     def _illegal(self, action: int) -> ValueError:
         rules = self._rules

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -185,6 +185,10 @@ class MCTS:
             a leaf's state has ``forced_actions()`` returning moves (those that win at once,
             else those that block the opponent's immediate win), only they become children,
             their priors renormalised. States need a ``forced_actions()`` method.
+        move_filter: a function of a state naming the only actions its node may expand into
+            (their priors renormalised), or ``None`` / ``()`` for all of them; for exact game
+            knowledge such as ``Gomoku.threat_space_actions`` (moves outside lose by force).
+            With ``decisive_moves`` too, it is asked where ``forced_actions()`` names none.
     """
 
     def __init__(
@@ -208,6 +212,7 @@ class MCTS:
         transpositions: bool = False,
         value_bounds: tuple[float, float] = (-1.0, 1.0),
         decisive_moves: bool = False,
+        move_filter: Callable[[State], Sequence[Action] | None] | None = None,
     ) -> None:
         if evaluator is not None and policy is not None:
             raise ValueError("MCTS takes evaluator= or policy= (with verifier=), not both")
@@ -288,6 +293,12 @@ class MCTS:
         self.decisive_moves = bool(decisive_moves)
         if self.decisive_moves and self.evaluator is None:
             raise ValueError("decisive_moves applies to evaluator searches (games)")
+        if move_filter is not None and not callable(move_filter):
+            raise TypeError(f"move_filter must be a function of a state, got {move_filter!r}")
+        if move_filter is not None and self.evaluator is None:
+            raise ValueError("move_filter applies to evaluator searches (games)")
+        self.move_filter = move_filter
+        self._only = _children_filter(self.decisive_moves, move_filter)
 
     # ------------------------------------------------------------------ public
     def search(
@@ -536,7 +547,7 @@ class MCTS:
         )
         assert self.evaluator is not None and meter.budget.simulations is not None
         name = type(self.evaluator).__name__
-        decisive = self.decisive_moves
+        only = self._only
         best_child = self._best_child
         limit = meter.budget.simulations
         # Each simulation expands at most one node, with about as many children as the root
@@ -616,8 +627,8 @@ class MCTS:
                             checked_raw, checked = raw_priors, priors
                     if not lo <= value <= hi:
                         self._bounded(value, node, name)  # raises, naming the bounds
-                    if decisive:
-                        actions, priors = _forced_only(state, actions, priors)
+                    if only is not None:
+                        actions, priors = _forced_only(state, actions, priors, only)
                     try:
                         tree.add_children(node, actions, priors)
                         expansions += 1
@@ -929,8 +940,8 @@ class MCTS:
                     priors = priors / total
                 elif len(actions):
                     priors = _uniform_for(len(actions), leaves[i], zero_priors)
-                if self.decisive_moves:
-                    actions, priors = _forced_only(state, actions, priors)
+                if self._only is not None:
+                    actions, priors = _forced_only(state, actions, priors, self._only)
                 out[i] = (
                     (actions, priors),
                     self._bounded(value, leaves[i], type(self.evaluator).__name__),
@@ -1062,19 +1073,40 @@ class MCTS:
         return node
 
 
+def _forced_actions(state: State) -> Sequence[Action] | None:
+    return state.forced_actions()  # type: ignore[attr-defined,no-any-return]
+
+
+def _children_filter(
+    decisive: bool, move_filter: Callable[[State], Sequence[Action] | None] | None
+) -> Callable[[State], Sequence[Action] | None] | None:
+    """The one function naming a node's only children: ``forced_actions()``, the move filter,
+    or the first of them that names some."""
+    if move_filter is None:
+        return _forced_actions if decisive else None
+    if not decisive:
+        return move_filter
+    return lambda state: _forced_actions(state) or move_filter(state)
+
+
 def _forced_only(
-    state: State, actions: Sequence[Action], priors: np.ndarray
+    state: State,
+    actions: Sequence[Action],
+    priors: np.ndarray,
+    named: Callable[[State], Sequence[Action] | None] = _forced_actions,
 ) -> tuple[Sequence[Action], np.ndarray]:
-    """The children of ``state`` restricted to its ``forced_actions()``, if it names any."""
-    forced = state.forced_actions()  # type: ignore[attr-defined]
+    """The children of ``state`` restricted to the actions ``named`` (by default its
+    ``forced_actions()``) gives, if it names any."""
+    forced = named(state)
     if not forced:
         return actions, priors
     index = {action: i for i, action in enumerate(actions)}
     try:
         keep = [index[action] for action in forced]
     except KeyError as exc:
+        what = "forced_actions()" if named is _forced_actions else "move_filter"
         raise ValueError(
-            f"forced_actions() of {state!r} named {exc.args[0]!r}, which is not a legal action"
+            f"{what} of {state!r} named {exc.args[0]!r}, which is not a legal action"
         ) from None
     kept = priors[keep]
     total = kept.sum()
