@@ -387,7 +387,8 @@ class ReSTMCTSConfig:
             solves a good share of 2- and 3-operation ones, which train the same arithmetic.
         problems_per_level: fresh training problems per level and iteration.
         search_iterations: MCTS* iterations per problem (the reference's self-training
-            setting is 50).
+            setting, 50). A path ends at its answer step (``The answer is N``, the reference's
+            "answer is" check), at end-of-sequence, or at the step limit.
         branch, c, inf_bonus, roll_forward_steps, roll_branch, roll_policy, alpha: MCTS*
             settings (:class:`~treesearch.search.mcts_star.MCTSStar`); the defaults are the
             reference's self-training ones (c 0.5, bonus 0.9, one rollout step).
@@ -433,8 +434,8 @@ class ReSTMCTSConfig:
     seed: int = 0
     iterations: int = 2
     levels: tuple[str, ...] = ("easy", "medium:2", "medium:3")
-    problems_per_level: int = 40
-    search_iterations: int = 40
+    problems_per_level: int = 50
+    search_iterations: int = 50
     branch: int = 3
     c: float = 0.5
     end_gate: float | None = None
@@ -708,6 +709,8 @@ class _Loop:
             roll_branch=cfg.roll_branch,
             roll_policy=cfg.roll_policy,
             alpha=cfg.alpha,
+            # The reference's "answer is" check: a solution ends with its answer step.
+            is_end=lambda state: final_answer(state) is not None,
             answer_fn=final_answer,
         )
         problems = [
