@@ -612,7 +612,7 @@ def tiny_models(
 def load_checkpoints(directory: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
     """The (policy, PRM, ORM) causal LMs saved under ``directory``/``policy``, ``prm`` and
     ``orm`` (Hugging Face folders; the ORM is optional and ``None`` when missing)."""
-    from transformers import AutoModelForCausalLM
+    from treesearch.train.lm_common import load_causal_lm
 
     root = Path(directory)
     models: list[Any] = []
@@ -623,7 +623,7 @@ def load_checkpoints(directory: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
                 models.append(None)
                 continue
             raise FileNotFoundError(f"no {name} checkpoint in {folder} (expected config.json)")
-        models.append(AutoModelForCausalLM.from_pretrained(folder).eval())
+        models.append(load_causal_lm(folder).eval())
     return models[0], models[1], models[2]
 
 

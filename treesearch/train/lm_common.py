@@ -426,6 +426,30 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' own progress bars ("Loading weights", "Writing model shards") for
+    the duration: library code does not write to the terminal. The previous setting is put
+    back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_causal_lm(path: str | os.PathLike[str]) -> Any:
+    """``AutoModelForCausalLM.from_pretrained(path)`` without transformers' progress bars."""
+    from transformers import AutoModelForCausalLM
+
+    with quiet_transformers():
+        return AutoModelForCausalLM.from_pretrained(path)
+
+
 def save_pretrained_atomic(
     directory: str | os.PathLike[str],
     model: Any,
@@ -447,10 +471,11 @@ def save_pretrained_atomic(
     info = json.dumps(dict(training or {}), indent=2, sort_keys=True) + "\n"
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        model.save_pretrained(staging)
+        with quiet_transformers():
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
         if not (staging / "model.safetensors").exists():
             raise RuntimeError(f"save_pretrained wrote no model.safetensors in {staging}")
-        tokenizer.save_pretrained(staging)
         (staging / TRAINING_INFO).write_text(info, encoding="utf-8")
         _fsync_tree(staging)
         if target.exists():

@@ -594,11 +594,11 @@ class _Loop:
         return self.value_start if iteration == 0 else self.folder(iteration) / "value"
 
     def load(self, path: Path) -> Any:
-        from transformers import AutoModelForCausalLM
+        from .lm_common import load_causal_lm
 
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"no model in {path} (expected config.json)")
-        model: Any = AutoModelForCausalLM.from_pretrained(path)
+        model: Any = load_causal_lm(path)
         return model.to(self.cfg.device).eval()
 
     def save(self, path: Path, model: Any, info: dict[str, Any]) -> None:
