@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .train.alphazero import AlphaZeroConfig, TrainProgress, TrainSummary
 
 from ._cli_util import int_at_least
+from .cli_train_llm import add_loop_commands
 
 __all__ = ["add_train_command", "config_from_args", "format_iteration"]
 
@@ -141,10 +142,13 @@ def add_train_command(commands: Any) -> None:
     recipe = AlphaZeroConfig()
     train = commands.add_parser(
         "train",
-        help="train an agent by self-play",
-        description="Train a game agent by AlphaZero self-play.",
+        help="train a game agent by self-play, or an LLM policy from its search traces",
+        description=(
+            "Train a game agent by AlphaZero self-play (gomoku), or a language-model policy "
+            "and value model from their own search traces (rest-mcts, mcts-dpo)."
+        ),
     )
-    games = train.add_subparsers(dest="game", required=True, metavar="GAME")
+    games = train.add_subparsers(dest="game", required=True, metavar="WHAT")
     gomoku = games.add_parser(
         "gomoku",
         help="AlphaZero for Gomoku",
@@ -197,6 +201,7 @@ def add_train_command(commands: Any) -> None:
         "slower; try 2 on an idle machine)",
     )
     gomoku.set_defaults(handler=_cmd_train_gomoku)
+    add_loop_commands(games)  # rest-mcts, mcts-dpo
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[AlphaZeroConfig, Path]:

@@ -878,9 +878,21 @@ class _Loop:
                 )
             for level in f1:
                 f1[level].append(evaluation["prm"][level]["f1"] if evaluation else None)
+        history = [
+            {
+                "iteration": entry["iteration"],
+                "greedy": {
+                    level: entry["evaluate"]["greedy"][level]["accuracy"] for level in _LEVELS
+                },
+                "prm_f1": entry["evaluate"]["prm"]["all"]["f1"],
+            }
+            for entry in iterations
+            if "evaluate" in entry
+        ]
         return {
             "loop": LOOP,
             "config": self.cfg.to_dict(),
+            "history": history,
             "complete": all(
                 self.state.is_done(i, "evaluate") for i in range(self.cfg.iterations + 1)
             ),
