@@ -613,6 +613,37 @@ def test_dpo_smoke_training_lowers_the_loss_and_changes_the_policy(
     assert bool(((chosen - ref_chosen) > (rejected - ref_rejected)).all())
 
 
+def test_nll_term_adds_the_chosen_mean_token_nll(
+    toy_tokenizer, toy_pair, tiny_llama, one_torch_thread
+):
+    from treesearch.train.mcts_dpo import encode_pair, sequence_logprobs, train_dpo
+
+    policy = tiny_llama(toy_tokenizer, seed=2)
+    reference = tiny_llama(toy_tokenizer, seed=2)
+    other = PreferencePair(
+        **{
+            **toy_pair.to_dict(),
+            "prefix_steps": (),
+            "chosen": "3+4=7<sep>",
+            "rejected": "3-4=1<sep>",
+            "chosen_eos": False,
+            "rejected_eos": False,
+        }
+    )
+    pairs = [toy_pair, other]
+    chosen, _ = sequence_logprobs(reference, toy_tokenizer, pairs)
+    tokens = [
+        len(e.chosen_ids) - e.divergence for e in (encode_pair(toy_tokenizer, p) for p in pairs)
+    ]
+    assert tokens == [3, 5]  # "7", <sep>, <eos>; and "+4=7", <sep>
+    nll = float(np.mean([-float(c) / n for c, n in zip(chosen, tokens, strict=True)]))
+    config = DPOConfig(epochs=1, batch_size=2, nll_weight=0.5, label_smoothing=0.0)
+    log = train_dpo(
+        policy, reference, toy_tokenizer, pairs, config=config, rng=np.random.default_rng(0)
+    )
+    assert log.losses[0] == pytest.approx(LOG2 + 0.5 * nll, abs=1e-5)
+
+
 def test_dpo_config_validation():
     with pytest.raises(ValueError, match="label_smoothing"):
         DPOConfig(label_smoothing=0.7)
@@ -623,6 +654,9 @@ def test_dpo_config_validation():
     DPOConfig(loss="ipo", label_smoothing=0.0)
     with pytest.raises(ValueError, match="beta"):
         DPOConfig(beta=-1.0)
+    with pytest.raises(ValueError, match="nll_weight"):
+        DPOConfig(nll_weight=-0.1)
+    assert MCTSDPOConfig(nll_weight=0.5).dpo_config().nll_weight == 0.5
 
 
 # ----------------------------------------------------------------------------- the loop
