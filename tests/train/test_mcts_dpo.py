@@ -379,6 +379,21 @@ def test_comparison_sets_follow_the_committed_path():
     assert sets[2].prefix_steps == ("s1|", "t1|")
 
 
+def test_committed_path_falls_back_to_most_visits_without_the_metadata():
+    plain = [
+        Trace(
+            t.steps,
+            t.outcome,
+            t.terminal,
+            t.answer,
+            {k: v for k, v in t.metadata.items() if k != "committed_steps"},
+        )
+        for t in labelled(hand_traces())
+    ]
+    # most visits: s1 (6) at the root, t1 (4) below it, then the chain u1, u2
+    assert build_preference_pairs(plain) == build_preference_pairs(labelled(hand_traces()))
+
+
 def test_random_non_best_never_picks_the_best():
     traces = labelled(hand_traces())
     seen = set()
