@@ -99,3 +99,20 @@ def test_games_doc_examples_print_their_stated_output(tmp_path, monkeypatch):
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
+
+
+def test_training_doc_examples_print_their_stated_output(tmp_path, monkeypatch):
+    doc = ROOT / "docs" / "training.md"
+    pairs = re.findall(
+        r"```python\n(.*?)```\n\nOutput:\n\n```text\n(.*?)```", doc.read_text(), flags=re.S
+    )
+    assert len(pairs) >= 4
+    assert len(pairs) == len(python_blocks(doc))  # every example states its output
+    monkeypatch.chdir(tmp_path)  # the data-path example writes traces.jsonl
+    module = types.ModuleType("examples_training")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for code, expected in pairs:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, str(doc), "exec"), module.__dict__)
+        assert out.getvalue() == expected, code
