@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,8 +19,10 @@ __all__ = [
     "atomic_file",
     "atomic_write_bytes",
     "atomic_write_json",
+    "atomic_write_jsonl",
     "atomic_write_text",
     "read_json",
+    "read_jsonl",
 ]
 
 
@@ -76,3 +78,35 @@ def read_json(path: str | os.PathLike[str]) -> Any:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def atomic_write_jsonl(
+    path: str | os.PathLike[str], records: Iterable[Any], *, sort_keys: bool = False
+) -> int:
+    """Write ``records`` as JSON lines (one compact record a line) atomically; NaN and infinity
+    are refused (``ValueError``). Returns the number of records."""
+    lines = [json.dumps(r, allow_nan=False, sort_keys=sort_keys) + "\n" for r in records]
+    atomic_write_text(path, "".join(lines))
+    return len(lines)
+
+
+def read_jsonl(
+    path: str | os.PathLike[str],
+    parse: Callable[[Any], Any] | None = None,
+    *,
+    what: str = "record",
+) -> list[Any]:
+    """Read the records of a JSON-lines file (blank lines skipped), each passed through
+    ``parse`` if given; a line that is not JSON, or that ``parse`` refuses (``ValueError``,
+    ``TypeError``, ``KeyError``), raises ``ValueError`` naming the path, line and ``what``."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                out.append(record if parse is None else parse(record))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"{path}:{lineno}: bad {what}: {exc}") from exc
+    return out

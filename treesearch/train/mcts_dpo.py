@@ -80,10 +80,7 @@ kill (:class:`~treesearch.train.loop.RunState`, atomic files).
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +105,7 @@ from ..search._common import (
     unique,
 )
 from ..tree import Tree, TreeFull
+from .loop import PhasedLoop, phase_rng
 from .traces import TraceTree, group_by_problem, require_outcomes
 
 if TYPE_CHECKING:
@@ -141,8 +139,6 @@ __all__ = [
     "visit_label_smoothing",
     "write_pairs",
 ]
-
-_log = logging.getLogger(__name__)
 
 OutcomeFn = Callable[[State], "float | None"]
 
@@ -856,29 +852,19 @@ def build_preference_pairs(
 
 def write_pairs(path: str | Path, pairs: Sequence[PreferencePair]) -> int:
     """Write pairs as JSONL, atomically. Returns the count."""
-    from .atomic import atomic_write_text
+    from .atomic import atomic_write_jsonl
 
-    lines = []
     for index, pair in enumerate(pairs):
         if not isinstance(pair, PreferencePair):
             raise TypeError(f"pair {index} is a {type(pair).__name__}, not a PreferencePair")
-        lines.append(json.dumps(pair.to_dict(), allow_nan=False) + "\n")
-    atomic_write_text(path, "".join(lines))
-    return len(lines)
+    return atomic_write_jsonl(path, (pair.to_dict() for pair in pairs))
 
 
 def read_pairs(path: str | Path) -> list[PreferencePair]:
     """Read pairs written by :func:`write_pairs`; names the line of a bad record."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(PreferencePair.from_dict(json.loads(line)))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"{path}:{lineno}: bad preference pair: {exc}") from exc
-    return out
+    from .atomic import read_jsonl
+
+    return read_jsonl(path, PreferencePair.from_dict, what="preference pair")
 
 
 # ------------------------------------------------------------------------------ log-probs
@@ -1469,70 +1455,34 @@ def evaluate_greedy(
     return out
 
 
-def _load_lm(path: Path, device: str) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no model in {path} (expected config.json)")
-    model: Any = AutoModelForCausalLM.from_pretrained(path)
-    return model.to(device).eval()
-
-
 LOOP = "mcts-dpo"
 
 
-class _Loop:
+class _Loop(PhasedLoop[MCTSDPOConfig]):
     """One run of :func:`run_mcts_dpo`: paths, models and phases."""
+
+    loop = LOOP
 
     def __init__(self, out_dir: Path, config: MCTSDPOConfig, progress: Any) -> None:
         from transformers import AutoTokenizer
 
-        from .loop import RunState
         from .toymath_recipe import shipped_checkpoint
 
-        self.out = out_dir
-        self.cfg = config
-        self.progress = progress
         self.start = (
             Path(config.policy_path) if config.policy_path else shipped_checkpoint("policy")
         )
         self.prm = Path(config.prm_path) if config.prm_path else shipped_checkpoint("prm")
         self.tokenizer = AutoTokenizer.from_pretrained(self.start)
-        self.state = RunState(out_dir, config.to_dict())
-        self.state.check_config(allow_changes=("iterations",))
-
-    def say(self, iteration: int, phase: str, done: int = 0, total: int = 0, message: str = ""):
-        from .loop import LoopProgress
-
-        _log.debug("mcts-dpo %d %s %d/%d %s", iteration, phase, done, total, message)
-        if self.progress is not None:
-            self.progress(
-                LoopProgress(LOOP, iteration, self.cfg.iterations, phase, done, total, message)
-            )
-
-    def folder(self, iteration: int) -> Path:
-        return self.out / f"iteration-{iteration}"
+        super().__init__(out_dir, config, progress)
 
     def policy_path(self, iteration: int) -> Path:
         return self.start if iteration == 0 else self.folder(iteration) / "policy"
 
-    def run_phase(self, iteration: int, phase: str, fn: Callable[[int], dict[str, Any]]) -> None:
-        if self.state.is_done(iteration, phase):
-            return
-        self.say(iteration, phase, message="start")
-        started = time.perf_counter()
-        result = fn(iteration)
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        self.state.mark_done(iteration, phase, result)
-        self.write_report()
-        self.say(iteration, phase, message="done")
-
     # ------------------------------------------------------------------ phases
     def evaluate(self, iteration: int) -> dict[str, Any]:
         from .atomic import atomic_write_json
-        from .loop import phase_rng
 
-        model = _load_lm(self.policy_path(iteration), self.cfg.device)
+        model = self.load(self.policy_path(iteration))
         greedy = evaluate_greedy(
             model,
             self.tokenizer,
@@ -1551,7 +1501,6 @@ class _Loop:
         from treesearch.adapters.toymath_search import ScalingConfig, ToyMathSearcher, final_answer
         from treesearch.results import write_traces
 
-        from .loop import phase_rng
         from .traces import with_outcomes
 
         cfg = self.cfg
@@ -1563,8 +1512,8 @@ class _Loop:
             problems.append(toymath.generate_problem(rng, toymath.DIFFICULTIES[level]))
             levels.append(level)
         searcher = ToyMathSearcher(
-            _load_lm(self.policy_path(iteration - 1), cfg.device),
-            _load_lm(self.prm, cfg.device),
+            self.load(self.policy_path(iteration - 1)),
+            self.load(self.prm),
             self.tokenizer,
             config=ScalingConfig(
                 temperature=cfg.temperature,
@@ -1627,7 +1576,6 @@ class _Loop:
         from treesearch.results import read_traces
 
         from .lm_common import save_pretrained_atomic
-        from .loop import phase_rng
 
         cfg = self.cfg
         rng = phase_rng(cfg.seed, iteration, "train")
@@ -1639,10 +1587,10 @@ class _Loop:
             min_q_gap=cfg.min_q_gap,
         )
         write_pairs(self.folder(iteration) / "pairs.jsonl", pairs)
-        policy = _load_lm(self.policy_path(iteration - 1), cfg.device)
+        policy = self.load(self.policy_path(iteration - 1))
         info: dict[str, Any] = {"pairs": len(pairs)}
         if pairs:
-            reference = _load_lm(self.start, cfg.device)
+            reference = self.load(self.start)
             for parameter in reference.parameters():
                 parameter.requires_grad_(False)
             log = train_dpo(
@@ -1680,47 +1628,25 @@ class _Loop:
 
     # ------------------------------------------------------------------ report
     def report(self) -> dict[str, Any]:
-        from .loop import RunState
-
-        done = self.state.done
-        iterations: list[dict[str, Any]] = []
-        history: list[dict[str, Any]] = []
-        for i in range(self.cfg.iterations + 1):
-            phases = ("evaluate",) if i == 0 else _PHASES
-            entry = {p: done[RunState.key(i, p)] for p in phases if RunState.key(i, p) in done}
-            iterations.append({"iteration": i, **entry})
-            if "evaluate" in entry:
-                greedy = entry["evaluate"]["greedy"]
-                history.append(
-                    {"iteration": i, "greedy": {lv: greedy[lv]["accuracy"] for lv in greedy}}
-                )
-        accuracy: dict[str, list[float | None]] = {lv: [] for lv in self.cfg.eval_levels}
-        for entry in iterations:
-            evaluation = entry.get("evaluate")
-            for lv in self.cfg.eval_levels:
-                accuracy[lv].append(evaluation["greedy"][lv]["accuracy"] if evaluation else None)
+        iterations = self.iteration_entries(_PHASES)
+        history = [
+            {
+                "iteration": entry["iteration"],
+                "greedy": {lv: v["accuracy"] for lv, v in entry["evaluate"]["greedy"].items()},
+            }
+            for entry in iterations
+            if "evaluate" in entry
+        ]
         return {
             "loop": LOOP,
             "algorithm": "MCTS-DPO (Xie et al., arXiv 2405.00451)",
             "config": self.cfg.to_dict(),
-            "complete": all(
-                self.state.is_done(i, "evaluate") for i in range(self.cfg.iterations + 1)
-            ),
-            "greedy_accuracy": accuracy,
+            "complete": self.complete(),
+            "greedy_accuracy": self.greedy_accuracy(iterations, self.cfg.eval_levels),
             "history": history,
             "iterations": iterations,
-            "seconds": round(
-                sum(float(r.get("seconds", 0.0)) for r in done.values() if isinstance(r, dict)),
-                1,
-            ),
+            "seconds": self.seconds(),
         }
-
-    def write_report(self) -> dict[str, Any]:
-        from .atomic import atomic_write_json
-
-        report = self.report()
-        atomic_write_json(self.out / "report.json", report)
-        return report
 
     def go(self) -> dict[str, Any]:
         self.run_phase(0, "evaluate", self.evaluate)

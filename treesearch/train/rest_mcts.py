@@ -66,9 +66,7 @@ is rewritten after every phase.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +78,8 @@ from treesearch.adapters.data import PRMExample, SFTExample
 
 from ..interfaces import Action
 from ..results import Trace, read_traces, write_traces
-from .atomic import atomic_write_json, atomic_write_text, read_json
-from .loop import LoopProgress, ProgressFn, RunState, config_dict, phase_rng
+from .atomic import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from .loop import PhasedLoop, ProgressFn, config_dict, phase_rng
 from .traces import TraceTree, group_by_problem, require_outcomes, with_outcomes
 
 __all__ = [
@@ -93,8 +91,6 @@ __all__ = [
     "value_examples",
     "value_targets",
 ]
-
-_log = logging.getLogger(__name__)
 
 Target = Literal["value", "he"]
 _TARGETS = ("value", "he")
@@ -541,24 +537,10 @@ def _steps_for(examples: int, epochs: float, batch_size: int, max_steps: int) ->
     return max(1, min(max_steps, math.ceil(epochs * examples / batch_size)))
 
 
-def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    import json
-
-    lines = [json.dumps(r, allow_nan=False, sort_keys=True) for r in records]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    import json
-
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-class _Loop:
+class _Loop(PhasedLoop[ReSTMCTSConfig]):
     """One run of :func:`run_rest_mcts`: paths, models and phases."""
 
+    loop = LOOP
     PHASES = ("search", "targets", "train-value", "train-policy", "evaluate")
 
     def __init__(self, out_dir: Path, config: ReSTMCTSConfig, progress: ProgressFn | None):
@@ -566,56 +548,23 @@ class _Loop:
 
         from .toymath_recipe import shipped_checkpoint
 
-        self.out = out_dir
-        self.cfg = config
-        self.progress = progress
         self.tokenizer = toymath.build_tokenizer()
         self.sep = str(self.tokenizer.sep_token)
         self.policy_start = Path(config.policy_start or shipped_checkpoint("policy"))
         self.value_start = Path(config.value_start or shipped_checkpoint("prm"))
-        self.state = RunState(out_dir, config.to_dict())
-        self.state.check_config(allow_changes=("iterations",))
+        super().__init__(out_dir, config, progress)
 
     # ------------------------------------------------------------------ helpers
-    def say(self, iteration: int, phase: str, done: int = 0, total: int = 0, message: str = ""):
-        if self.progress is not None:
-            self.progress(
-                LoopProgress(LOOP, iteration, self.cfg.iterations, phase, done, total, message)
-            )
-        _log.debug("rest-mcts %d %s %d/%d %s", iteration, phase, done, total, message)
-
-    def folder(self, iteration: int) -> Path:
-        return self.out / f"iteration-{iteration}"
-
     def policy_path(self, iteration: int) -> Path:
         return self.policy_start if iteration == 0 else self.folder(iteration) / "policy"
 
     def value_path(self, iteration: int) -> Path:
         return self.value_start if iteration == 0 else self.folder(iteration) / "value"
 
-    def load(self, path: Path) -> Any:
-        from .lm_common import load_causal_lm
-
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"no model in {path} (expected config.json)")
-        model: Any = load_causal_lm(path)
-        return model.to(self.cfg.device).eval()
-
     def save(self, path: Path, model: Any, info: dict[str, Any]) -> None:
         from .lm_common import save_pretrained_atomic
 
         save_pretrained_atomic(path, model, self.tokenizer, training={"loop": LOOP, **info})
-
-    def run_phase(self, iteration: int, phase: str, fn: Any) -> None:
-        if self.state.is_done(iteration, phase):
-            return
-        self.say(iteration, phase, message="start")
-        started = time.perf_counter()
-        result = fn(iteration)
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        self.state.mark_done(iteration, phase, result)
-        self.write_report()
-        self.say(iteration, phase, message="done")
 
     # ------------------------------------------------------------------ evaluation
     def eval_data(self, iteration: int) -> dict[str, Any]:
@@ -770,13 +719,15 @@ class _Loop:
             high=self.cfg.value_high,
         )
         folder = self.folder(iteration)
-        _write_jsonl(
+        atomic_write_jsonl(
             folder / "policy_data.jsonl",
             ({"prompt": e.prompt, "steps": list(e.steps), "answer": e.answer} for e in d_pi),
+            sort_keys=True,
         )
-        _write_jsonl(
+        atomic_write_jsonl(
             folder / "value_data.jsonl",
             ({"prompt": e.prompt, "steps": list(e.steps), "labels": list(e.labels)} for e in d_v),
+            sort_keys=True,
         )
         solvable = sum(value_targets(t).solvable for t in trees)
         labels = [y for e in d_v for y in e.labels]
@@ -794,88 +745,89 @@ class _Loop:
         from .prm import PRMConfig, train_prm
 
         cfg = self.cfg
-        rows = _read_jsonl(self.folder(iteration) / "value_data.jsonl")
+        rows = read_jsonl(self.folder(iteration) / "value_data.jsonl")
         examples = [PRMExample(r["prompt"], tuple(r["steps"]), tuple(r["labels"])) for r in rows]
-        if not examples:  # no problem solved yet: keep the previous value model
-            model = self.load(self.value_path(iteration - 1))
-            self.save(self.value_path(iteration), model, {"model": "value", "skipped": True})
-            return {"examples": 0, "steps": 0, "skipped": True}
-        model = self.load(self.value_start)
-        steps = _steps_for(
-            len(examples), cfg.value_epochs, cfg.value_batch_size, cfg.value_max_steps
-        )
-        config = PRMConfig(
-            num_steps=steps,
+        return self._train(
+            iteration,
+            "value",
+            examples,
+            train_prm,
+            PRMConfig,
+            epochs=cfg.value_epochs,
             batch_size=cfg.value_batch_size,
             learning_rate=cfg.value_learning_rate,
-            warmup_steps=min(20, steps // 10),
-            log_every=max(1, steps // 20),
-            device=cfg.device,
+            max_steps=cfg.value_max_steps,
         )
-        log = train_prm(
-            model,
-            self.tokenizer,
-            examples,
-            config=config,
-            rng=phase_rng(cfg.seed, iteration, "train-value"),
-            progress=lambda p: self.say(
-                iteration, "train-value", p.step, p.num_steps, f"loss {p.loss:.4f}"
-            ),
-        )
-        summary = _log_summary(log, len(examples), steps)
-        self.save(self.value_path(iteration), model, {"model": "value", **summary})
-        return summary
 
     def train_policy(self, iteration: int) -> dict[str, Any]:
         from .sft import SFTConfig, train_sft
 
         cfg = self.cfg
-        rows = _read_jsonl(self.folder(iteration) / "policy_data.jsonl")
+        rows = read_jsonl(self.folder(iteration) / "policy_data.jsonl")
         examples = [SFTExample(r["prompt"], tuple(r["steps"]), r["answer"]) for r in rows]
-        if not examples:
-            model = self.load(self.policy_path(iteration - 1))
-            self.save(self.policy_path(iteration), model, {"model": "policy", "skipped": True})
-            return {"examples": 0, "steps": 0, "skipped": True}
-        model = self.load(self.policy_start)
-        steps = _steps_for(len(examples), cfg.sft_epochs, cfg.sft_batch_size, cfg.sft_max_steps)
-        config = SFTConfig(
-            num_steps=steps,
+        return self._train(
+            iteration,
+            "policy",
+            examples,
+            train_sft,
+            SFTConfig,
+            epochs=cfg.sft_epochs,
             batch_size=cfg.sft_batch_size,
             learning_rate=cfg.sft_learning_rate,
+            max_steps=cfg.sft_max_steps,
+        )
+
+    def _train(
+        self,
+        iteration: int,
+        which: Literal["value", "policy"],
+        examples: list[Any],
+        trainer: Any,
+        config_type: Any,
+        *,
+        epochs: float,
+        batch_size: int,
+        learning_rate: float,
+        max_steps: int,
+    ) -> dict[str, Any]:
+        """Train the ``which`` model of ``iteration`` from its starting checkpoint on
+        ``examples``; with none (no problem solved yet) the previous one is kept."""
+        phase = f"train-{which}"
+        path = self.value_path if which == "value" else self.policy_path
+        if not examples:
+            model = self.load(path(iteration - 1))
+            self.save(path(iteration), model, {"model": which, "skipped": True})
+            return {"examples": 0, "steps": 0, "skipped": True}
+        model = self.load(path(0))
+        steps = _steps_for(len(examples), epochs, batch_size, max_steps)
+        config = config_type(
+            num_steps=steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
             warmup_steps=min(20, steps // 10),
             log_every=max(1, steps // 20),
-            device=cfg.device,
+            device=self.cfg.device,
         )
-        log = train_sft(
+        log = trainer(
             model,
             self.tokenizer,
             examples,
             config=config,
-            rng=phase_rng(cfg.seed, iteration, "train-policy"),
+            rng=phase_rng(self.cfg.seed, iteration, phase),
             progress=lambda p: self.say(
-                iteration, "train-policy", p.step, p.num_steps, f"loss {p.loss:.4f}"
+                iteration, phase, p.step, p.num_steps, f"loss {p.loss:.4f}"
             ),
         )
         summary = _log_summary(log, len(examples), steps)
-        self.save(self.policy_path(iteration), model, {"model": "policy", **summary})
+        self.save(path(iteration), model, {"model": which, **summary})
         return summary
 
     # ------------------------------------------------------------------ report
     def report(self) -> dict[str, Any]:
-        done = self.state.done
-        iterations: list[dict[str, Any]] = []
-        for i in range(self.cfg.iterations + 1):
-            phases = ("evaluate",) if i == 0 else self.PHASES
-            entry = {p: done[RunState.key(i, p)] for p in phases if RunState.key(i, p) in done}
-            iterations.append({"iteration": i, **entry})
-        accuracy: dict[str, list[float | None]] = {level: [] for level in _LEVELS}
+        iterations = self.iteration_entries(self.PHASES)
         f1: dict[str, list[float | None]] = {level: [] for level in (*_LEVELS, "all")}
         for entry in iterations:
             evaluation = entry.get("evaluate")
-            for level in _LEVELS:
-                accuracy[level].append(
-                    evaluation["greedy"][level]["accuracy"] if evaluation else None
-                )
             for level in f1:
                 f1[level].append(evaluation["prm"][level]["f1"] if evaluation else None)
         history = [
@@ -893,22 +845,12 @@ class _Loop:
             "loop": LOOP,
             "config": self.cfg.to_dict(),
             "history": history,
-            "complete": all(
-                self.state.is_done(i, "evaluate") for i in range(self.cfg.iterations + 1)
-            ),
-            "greedy_accuracy": accuracy,
+            "complete": self.complete(),
+            "greedy_accuracy": self.greedy_accuracy(iterations, _LEVELS),
             "prm_f1": f1,
             "iterations": iterations,
-            "seconds": round(
-                sum(float(r.get("seconds", 0.0)) for r in done.values() if isinstance(r, dict)),
-                1,
-            ),
+            "seconds": self.seconds(),
         }
-
-    def write_report(self) -> dict[str, Any]:
-        report = self.report()
-        atomic_write_json(self.out / "report.json", report)
-        return report
 
     def go(self) -> dict[str, Any]:
         self.run_phase(0, "eval-data", self.eval_data)
