@@ -46,6 +46,7 @@ from treesearch.search.mcts import MCTS, reuse_subtree
 from treesearch.tree import Tree
 
 if TYPE_CHECKING:
+    from .gomoku import Gomoku
     from .nets import PolicyValueNet
 
 __all__ = [
@@ -81,6 +82,7 @@ _AGENT_DIR = Path(__file__).resolve().parent / "agents"
 
 # The AlphaZero player's simulations per move when no budget is given.
 DEFAULT_AZ_SIMULATIONS = 400
+DEFAULT_VCF_TIME = 0.25  # seconds of a move the AlphaZero player's VCF step may use
 
 
 # ---------------------------------------------------------------------------------- players
@@ -578,6 +580,14 @@ class AlphaZeroPlayer(_SearchPlayer):
             node the search expands too (``MCTS(move_filter=...)``; it includes the decisive
             moves), so the search sees threats coming; ``False``: at the root only. On by
             default (measured in docs/benchmarks.md, P4).
+        vcf: victory by continuous fours at the root (Allis 1994; :mod:`treesearch.games.threats`),
+            for states that are Gomoku positions with no forced move: if the player has a VCF,
+            play its first move without searching; else, if the opponent would have one were it
+            to move, search only the moves after which it has none (:func:`vcf_defences`; the
+            network and search pick among them), falling back to the other options when none is
+            found in time. On by default; ``False`` reproduces the player without it.
+        vcf_time: seconds per move the VCF work may take at most (taken from
+            ``time_per_move`` when that is set).
         name: the name in reports.
     """
 
@@ -596,6 +606,8 @@ class AlphaZeroPlayer(_SearchPlayer):
         leaves_per_round: int = 1,
         threat_defence: bool = True,
         threats_in_tree: bool = True,
+        vcf: bool = True,
+        vcf_time: float = DEFAULT_VCF_TIME,
         name: str | None = None,
     ) -> None:
         if simulations is None and time_per_move is None:
@@ -630,11 +642,22 @@ class AlphaZeroPlayer(_SearchPlayer):
         for flag_name, flag in (
             ("threat_defence", threat_defence),
             ("threats_in_tree", threats_in_tree),
+            ("vcf", vcf),
         ):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{flag_name} must be True or False, got {flag!r}")
         self.threat_defence = bool(threat_defence)
         self.threats_in_tree = bool(threats_in_tree)
+        self.vcf = bool(vcf)
+        if isinstance(vcf_time, bool) or not isinstance(vcf_time, (int, float)):
+            raise TypeError(f"vcf_time must be a number of seconds, got {vcf_time!r}")
+        if not (math.isfinite(vcf_time) and vcf_time > 0):
+            raise ValueError(f"vcf_time must be positive, got {vcf_time}")
+        self.vcf_time = float(vcf_time)
+        # What the VCF step did at the last move: "win" (played a VCF's first move), "defend"
+        # (the root was restricted to defences), "none"; and the seconds it took.
+        self.last_vcf: str = "none"
+        self.last_vcf_seconds = 0.0
         self._threat_mcts = MCTS(self.evaluator, move_filter=_threat_space_actions, **options)
         self.last_result: SearchResult | None = None
         self._keeper = _TreeKeeper()
@@ -647,17 +670,39 @@ class AlphaZeroPlayer(_SearchPlayer):
         self._keeper.clear()
 
     def choose(self, state: State, *, rng: np.random.Generator) -> Action:
+        start = time.perf_counter()
+        self.last_vcf, self.last_vcf_seconds = "none", 0.0
+        vcf_only: tuple[Action, ...] = ()
+        if self.vcf:
+            from .gomoku import Gomoku
+
+            if isinstance(state, Gomoku) and state.forced_actions() is None:
+                win, vcf_only = self._vcf_step(state)
+                self.last_vcf_seconds = time.perf_counter() - start
+                if win is not None:
+                    self.last_vcf = "win"
+                    self.last_result = None
+                    self.last_simulations = 0
+                    self._keeper.clear()
+                    return win
         root = self._keeper.root_for(state) if self.reuse_tree else state
         decisive = self.decisive_moves and callable(getattr(state, "forced_actions", None))
         mcts = self._decisive_mcts if decisive else self.mcts
         threats = callable(getattr(state, "threat_space_actions", None))
         if threats and self.threat_defence and self.threats_in_tree:
             mcts = self._threat_mcts
-        if threats and self.threat_defence:
+        if vcf_only:
+            self.last_vcf = "defend"
+            root = self._root_among(root, state, vcf_only, rng)
+        elif threats and self.threat_defence:
             only = state.threat_space_actions()  # type: ignore[attr-defined]
             if only and state.forced_actions() is None:  # type: ignore[attr-defined]
                 root = self._root_among(root, state, only, rng)
-        result = mcts.search(root, self._budget(), rng=rng)
+        budget = self._budget()
+        if self.time_per_move is not None:  # the VCF work came out of the move's time
+            left = max(self.time_per_move - (time.perf_counter() - start), 0.01)
+            budget = Budget(simulations=self.simulations, wall_time=left)
+        result = mcts.search(root, budget, rng=rng)
         self.last_result = result
         self.last_simulations = result.usage.simulations
         if result.action is None:
@@ -665,6 +710,23 @@ class AlphaZeroPlayer(_SearchPlayer):
         if self.reuse_tree:
             self._keeper.keep(result.tree, result.action)
         return result.action
+
+    def _vcf_step(self, state: Gomoku) -> tuple[Action | None, tuple[Action, ...]]:
+        """The first move of the player's VCF, else the defences against the opponent's
+        (empty when it has none or none was found in time), within ``vcf_time``."""
+        from .threats import find_vcf, vcf_defences
+
+        deadline = time.perf_counter() + self.vcf_time
+        own = find_vcf(state, time_limit=self.vcf_time / 2)
+        if own is not None:
+            return own.first_move, ()
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None, ()
+        defence = vcf_defences(state, time_limit=left)
+        if defence is None or not defence.defences:
+            return None, ()
+        return None, defence.defences
 
     def _root_among(
         self,

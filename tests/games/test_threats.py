@@ -393,8 +393,10 @@ def threatened_positions() -> list[Gomoku]:
 def test_player_searches_only_the_defences(tiny_net_path) -> None:
     from treesearch.games.arena import AlphaZeroPlayer
 
-    player = AlphaZeroPlayer(tiny_net_path, simulations=40)
-    unfiltered = AlphaZeroPlayer(tiny_net_path, simulations=40, threat_defence=False)
+    # vcf=False: the VCF step (games/threats.py, tested in test_vcf.py) would answer these
+    # threats first.
+    player = AlphaZeroPlayer(tiny_net_path, simulations=40, vcf=False)
+    unfiltered = AlphaZeroPlayer(tiny_net_path, simulations=40, threat_defence=False, vcf=False)
     rng = np.random.default_rng(0)
     escaped = 0
     positions = threatened_positions()
@@ -484,7 +486,11 @@ def test_option_off_is_the_old_player(tiny_net_path) -> None:
             if flag and state is threatened:
                 continue
             player = AlphaZeroPlayer(
-                tiny_net_path, simulations=50, threat_defence=flag, threats_in_tree=False
+                tiny_net_path,
+                simulations=50,
+                threat_defence=flag,
+                threats_in_tree=False,
+                vcf=False,
             )
             action = player.choose(state, rng=np.random.default_rng(3))
             got = player.last_result
