@@ -57,12 +57,14 @@ def test_backup_value_of_the_worked_example():
 def test_length_normalised_prior_by_hand():
     # exp(-2 / 4 ** 1.25) = exp(-2 / 5.656854) = exp(-0.3535534)
     assert length_normalised_prior(-2.0, 4) == pytest.approx(0.7021885, abs=1e-6)
-    assert length_normalised_prior(-2.0, 4, 1.0) == pytest.approx(math.exp(-0.5))
+    assert length_normalised_prior(-2.0, 4, length_penalty=1.0) == pytest.approx(math.exp(-0.5))
     assert length_normalised_prior(0.0, 3) == 1.0
     with pytest.raises(ValueError, match="log-probability"):
         length_normalised_prior(0.5, 3)
     with pytest.raises(ValueError, match="num_tokens"):
         length_normalised_prior(-1.0, 0)
+    with pytest.raises(TypeError):  # the hyperparameter is keyword-only
+        length_normalised_prior(-2.0, 4, 1.0)  # type: ignore[misc]
 
 
 def test_puct_choice_by_hand():

@@ -166,7 +166,9 @@ class PhasedLoop(Generic[ConfigT]):
     def iterations(self) -> int:
         return int(self.cfg.iterations)  # type: ignore[attr-defined]
 
-    def say(self, iteration: int, phase: str, done: int = 0, total: int = 0, message: str = ""):
+    def say(
+        self, iteration: int, phase: str, done: int = 0, total: int = 0, message: str = ""
+    ) -> None:
         """Send a :class:`LoopProgress` event (and log it at debug level)."""
         _log.debug("%s %d %s %d/%d %s", self.loop, iteration, phase, done, total, message)
         if self.progress is not None:

@@ -105,7 +105,7 @@ from ..search._common import (
     unique,
 )
 from ..tree import Tree, TreeFull
-from .loop import PhasedLoop, phase_rng
+from .loop import PhasedLoop, config_dict, phase_rng
 from .traces import TraceTree, group_by_problem, require_outcomes
 
 if TYPE_CHECKING:
@@ -165,7 +165,9 @@ def _check_real(
 
 
 # ------------------------------------------------------------------------------ formulas
-def length_normalised_prior(logprob: float, num_tokens: int, length_penalty: float = 1.25) -> float:
+def length_normalised_prior(
+    logprob: float, num_tokens: int, *, length_penalty: float = 1.25
+) -> float:
     """``exp(logprob / num_tokens ** length_penalty)``: the MCTS-DPO prior of a step of
     ``num_tokens`` tokens whose log-probabilities sum to ``logprob`` (``length_penalty`` 1.25 in
     the paper; 1 gives the geometric mean of the token probabilities)."""
@@ -394,7 +396,7 @@ class MCTSDPOSearch:
         if candidate.logprob is None:
             return float(candidate.prior)
         return length_normalised_prior(
-            float(candidate.logprob), _step_tokens(candidate), self.length_penalty
+            float(candidate.logprob), _step_tokens(candidate), length_penalty=self.length_penalty
         )
 
 
@@ -1409,10 +1411,7 @@ class MCTSDPOConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["train_levels"] = list(self.train_levels)
-        data["eval_levels"] = list(self.eval_levels)
-        return data
+        return config_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MCTSDPOConfig:
