@@ -150,6 +150,17 @@ def test_outcomes_labelling_and_requirement():
         with_outcomes(traces, lambda t: float("nan"))
     with pytest.raises(TypeError, match="number or None"):
         with_outcomes(traces, lambda t: "yes")  # type: ignore[arg-type, return-value]
+    # numpy scalars (a comparison of arrays, a float32 score) are numbers too
+    assert [t.outcome for t in with_outcomes(traces, lambda t: np.bool_(t.actions == ("a",)))] == [
+        1.0,
+        0.0,
+    ]
+    assert with_outcomes(traces, lambda t: np.float32(0.5))[0].outcome == 0.5
+    assert with_outcomes(traces, lambda t: np.int64(1))[1].outcome == 1.0
+    with pytest.raises(ValueError, match="finite"):
+        with_outcomes(traces, lambda t: np.float32("inf"))
+    with pytest.raises(TypeError, match="number or None"):
+        with_outcomes(traces, lambda t: 1j)  # type: ignore[arg-type, return-value]
 
 
 def test_group_by_problem_keeps_first_seen_order():

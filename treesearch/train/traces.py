@@ -29,6 +29,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..interfaces import Action, State
 from ..results import Trace, TraceStep, trace_from_path
 from ..tree import Tree
@@ -79,9 +81,9 @@ def traces_from_tree(
 def _check_outcome(value: Any, index: int) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return float(value)
-    if not isinstance(value, (int, float)) or isinstance(value, complex):
+    if not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"outcome of trace {index} must be a number or None, not {value!r}")
     value = float(value)
     if math.isnan(value) or math.isinf(value):
