@@ -2,7 +2,7 @@
 
     python scripts/train_toymath.py --out adapters/checkpoints/toymath
 
-runs :func:`treesearch.train.toymath_recipe.run_recipe` with its default recipe (about ten
+runs :func:`treesearch.train.toymath_recipe.run_recipe` with its default recipe (about 25
 minutes of one CPU core), writes ``policy``, ``prm`` and ``orm`` under
 ``--out`` and prints the report (also stored in each checkpoint's ``training.json``).
 """

