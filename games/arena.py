@@ -83,6 +83,7 @@ _AGENT_DIR = Path(__file__).resolve().parent / "agents"
 # The AlphaZero player's simulations per move when no budget is given.
 DEFAULT_AZ_SIMULATIONS = 400
 DEFAULT_VCF_TIME = 0.25  # seconds of a move the AlphaZero player's VCF step may use
+DEFAULT_THREAT_CHECK_TIME = 0.15  # seconds for checking the chosen move against threats
 
 
 # ---------------------------------------------------------------------------------- players
@@ -588,6 +589,12 @@ class AlphaZeroPlayer(_SearchPlayer):
             found in time. On by default; ``False`` reproduces the player without it.
         vcf_time: seconds per move the VCF work may take at most (taken from
             ``time_per_move`` when that is set).
+        threat_check: with ``vcf``, after the search check its move one threat deeper (a step
+            towards VCT): the most visited root move that no opponent reply turns into a VCF
+            the player can neither answer nor outrun
+            (:func:`~treesearch.games.threats.refuted_by_threat`) is played; the search's own
+            move when every move checked in time is refuted.
+        threat_check_time: seconds reserved for that check (taken from ``time_per_move``).
         name: the name in reports.
     """
 
@@ -608,6 +615,8 @@ class AlphaZeroPlayer(_SearchPlayer):
         threats_in_tree: bool = True,
         vcf: bool = True,
         vcf_time: float = DEFAULT_VCF_TIME,
+        threat_check: bool = True,
+        threat_check_time: float = DEFAULT_THREAT_CHECK_TIME,
         name: str | None = None,
     ) -> None:
         if simulations is None and time_per_move is None:
@@ -654,8 +663,17 @@ class AlphaZeroPlayer(_SearchPlayer):
         if not (math.isfinite(vcf_time) and vcf_time > 0):
             raise ValueError(f"vcf_time must be positive, got {vcf_time}")
         self.vcf_time = float(vcf_time)
+        if not isinstance(threat_check, (bool, np.bool_)):
+            raise TypeError(f"threat_check must be True or False, got {threat_check!r}")
+        self.threat_check = bool(threat_check)
+        if isinstance(threat_check_time, bool) or not isinstance(threat_check_time, (int, float)):
+            raise TypeError(f"threat_check_time must be seconds, got {threat_check_time!r}")
+        if not (math.isfinite(threat_check_time) and threat_check_time > 0):
+            raise ValueError(f"threat_check_time must be positive, got {threat_check_time}")
+        self.threat_check_time = float(threat_check_time)
         # What the VCF step did at the last move: "win" (played a VCF's first move), "defend"
-        # (the root was restricted to defences), "none"; and the seconds it took.
+        # (the root was restricted to defences), "checked" (the threat check replaced the
+        # search's move), "none"; and the seconds the VCF step took.
         self.last_vcf: str = "none"
         self.last_vcf_seconds = 0.0
         self._threat_mcts = MCTS(self.evaluator, move_filter=_threat_space_actions, **options)
@@ -673,10 +691,12 @@ class AlphaZeroPlayer(_SearchPlayer):
         start = time.perf_counter()
         self.last_vcf, self.last_vcf_seconds = "none", 0.0
         vcf_only: tuple[Action, ...] = ()
+        vcf_checked = False
         if self.vcf:
             from .gomoku import Gomoku
 
             if isinstance(state, Gomoku) and state.forced_actions() is None:
+                vcf_checked = True
                 win, vcf_only = self._vcf_step(state)
                 self.last_vcf_seconds = time.perf_counter() - start
                 if win is not None:
@@ -698,18 +718,45 @@ class AlphaZeroPlayer(_SearchPlayer):
             only = state.threat_space_actions()  # type: ignore[attr-defined]
             if only and state.forced_actions() is None:  # type: ignore[attr-defined]
                 root = self._root_among(root, state, only, rng)
+        check = self.threat_check and vcf_checked
         budget = self._budget()
         if self.time_per_move is not None:  # the VCF work came out of the move's time
-            left = max(self.time_per_move - (time.perf_counter() - start), 0.01)
+            reserve = self.threat_check_time if check else 0.0
+            left = max(self.time_per_move - (time.perf_counter() - start) - reserve, 0.01)
             budget = Budget(simulations=self.simulations, wall_time=left)
         result = mcts.search(root, budget, rng=rng)
         self.last_result = result
         self.last_simulations = result.usage.simulations
         if result.action is None:
             raise ValueError(f"{self.name}: the search found no move (is the game over?)")
+        action = result.action
+        if check and result.stop_reason != "solved":
+            action = self._threat_checked(state, result)  # type: ignore[arg-type]
         if self.reuse_tree:
-            self._keeper.keep(result.tree, result.action)
-        return result.action
+            self._keeper.keep(result.tree, action)
+        return action
+
+    def _threat_checked(self, state: Gomoku, result: SearchResult) -> Action:
+        """The most visited root move that no opponent reply turns into an unstoppable VCF
+        (:func:`~treesearch.games.threats.refuted_by_threat`), checked in order of visits
+        within ``threat_check_time``; the search's own move when none passes in time."""
+        from .threats import refuted_by_threat
+
+        deadline = time.perf_counter() + self.threat_check_time
+        order = np.argsort(-np.asarray(result.visit_distribution), kind="stable")
+        for index in order:
+            move = result.actions[int(index)]
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            refuted = refuted_by_threat(state, move, time_limit=left)  # type: ignore[arg-type]
+            if time.perf_counter() > deadline:
+                break  # the check may have been cut short
+            if not refuted:
+                if move != result.action:
+                    self.last_vcf = "checked"
+                return move
+        return result.action  # type: ignore[return-value]
 
     def _vcf_step(self, state: Gomoku) -> tuple[Action | None, tuple[Action, ...]]:
         """The first move of the player's VCF, else the defences against the opponent's

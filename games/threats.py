@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 
 from .gomoku import Gomoku, _Rules
 
-__all__ = ["VCFDefence", "VCFResult", "VCFStats", "find_vcf", "vcf_defences"]
+__all__ = [
+    "VCFDefence",
+    "VCFResult",
+    "VCFStats",
+    "find_vcf",
+    "refuted_by_threat",
+    "threat_safe_moves",
+    "vcf_defences",
+]
 
 DEFAULT_MAX_DEPTH = 20  # attacker moves; a 9x9 board holds few longer chains of fours
 DEFAULT_MAX_NODES = 20_000
@@ -403,3 +411,110 @@ def vcf_defences(
         if found is None:
             defences.append(move)
     return VCFDefence(threat, tuple(sorted(defences)), tuple(checked), complete)
+
+
+def threat_safe_moves(
+    state: Gomoku,
+    moves: tuple[int, ...],
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    time_limit: float | None = None,
+    stats: VCFStats | None = None,
+) -> tuple[int, ...]:
+    """The ``moves`` that survive one more opponent threat, a step towards victory by
+    continuous threats (VCT: threes as well as fours, Allis 1994), or all of ``moves`` when
+    none does.
+
+    A move is refuted when the opponent has a reply after which it has a VCF (as if the player
+    passed), the player has no VCF of its own, and :func:`vcf_defences` finds no move against
+    it: a three-three, or a three that makes a four-three unstoppable. The replies tried are
+    all legal moves; most are dismissed by the opponent's VCF search alone, which fails at once
+    when it has no four. Moves left unchecked when ``time_limit`` runs out are kept (unknown).
+
+    Raises:
+        TypeError, ValueError: as :func:`find_vcf`, or a move that is not legal here.
+    """
+    if not isinstance(state, Gomoku):
+        raise TypeError(f"threat_safe_moves needs a Gomoku state, got {type(state).__name__}")
+    _check_limits(max_depth, max_nodes, time_limit)
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
+    safe: list[int] = []
+    for index, move in enumerate(moves):
+        if out_of_time():
+            safe += moves[index:]
+            break
+        if not _refuted(state, move, max_depth, max_nodes, deadline, stats):
+            safe.append(move)
+    return tuple(safe) if safe else tuple(moves)
+
+
+def refuted_by_threat(
+    state: Gomoku,
+    move: int,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    time_limit: float | None = None,
+    stats: VCFStats | None = None,
+) -> bool:
+    """Whether the opponent has a reply to ``move`` after which it has a VCF and the player
+    neither a VCF nor a defence against it (the test of :func:`threat_safe_moves`); ``False``
+    when ``time_limit`` ran out first (unknown).
+
+    Raises:
+        TypeError, ValueError: as :func:`find_vcf`, or an illegal ``move``.
+    """
+    if not isinstance(state, Gomoku):
+        raise TypeError(f"refuted_by_threat needs a Gomoku state, got {type(state).__name__}")
+    _check_limits(max_depth, max_nodes, time_limit)
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    return _refuted(state, move, max_depth, max_nodes, deadline, stats)
+
+
+def _refuted(
+    state: Gomoku,
+    move: int,
+    max_depth: int,
+    max_nodes: int,
+    deadline: float | None,
+    stats: VCFStats | None,
+) -> bool:
+    opponent = 1 - state.to_play
+    after = state.step(move)
+    for reply in after.legal_actions():
+        if deadline is not None and time.perf_counter() > deadline:
+            return False
+        position = after.step(reply)
+        if position.is_terminal():
+            if position.winner == opponent:
+                return True
+            continue
+        left = None if deadline is None else max(deadline - time.perf_counter(), 1e-6)
+        if (
+            find_vcf(
+                position,
+                player=opponent,
+                max_depth=max_depth,
+                max_nodes=max_nodes,
+                time_limit=left,
+                stats=stats,
+            )
+            is None
+            or find_vcf(
+                position, max_depth=max_depth, max_nodes=max_nodes, time_limit=left, stats=stats
+            )
+            is not None
+        ):
+            continue
+        defence = vcf_defences(
+            position, max_depth=max_depth, max_nodes=max_nodes, time_limit=left, stats=stats
+        )
+        in_time = deadline is None or time.perf_counter() <= deadline
+        if defence is not None and not defence.defences and defence.complete and in_time:
+            return True
+    return False

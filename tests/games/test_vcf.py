@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from treesearch.games.gomoku import Gomoku
-from treesearch.games.threats import VCFStats, find_vcf, vcf_defences
+from treesearch.games.threats import (
+    VCFStats,
+    find_vcf,
+    refuted_by_threat,
+    threat_safe_moves,
+    vcf_defences,
+)
 
 DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -298,6 +304,56 @@ def test_vcf_defences_are_exactly_the_moves_that_stop_every_vcf(variant, seed, l
         assert (move in defence.defences) == stops, move
 
 
+# ------------------------------------------------------------------------ one threat deeper
+# From a game the agent lost as white (arena seed 1, game 17), white to move: h3 lets black
+# play c7, after which black has a VCF (d6 first) and white neither a VCF nor any defence.
+LOST_GAME = [
+    "e6",
+    "g6",
+    "d5",
+    "e4",
+    "f7",
+    "c4",
+    "h9",
+    "g8",
+    "f5",
+    "d4",
+    "f4",
+    "f6",
+    "e5",
+    "g5",
+    "b5",
+    "c5",
+    "g4",
+]
+
+
+def test_a_move_refuted_one_threat_deeper() -> None:
+    from treesearch.games.gomoku import parse_move
+
+    state = Gomoku.from_moves(LOST_GAME, size=9)
+    assert state.to_play == 1 and state.forced_actions() is None
+    h3, d7, c7 = (parse_move(x, 9) for x in ("h3", "d7", "c7"))
+    assert refuted_by_threat(state, h3)
+    assert not refuted_by_threat(state, d7)
+    position = state.step(h3).step(c7)
+    assert find_vcf(position) is None
+    assert find_vcf(position, player=0) is not None
+    # No white move stops black's VCF: every move, a four of white's too, checked directly.
+    for move in position.legal_actions():
+        after = position.step(move)
+        if after.winning_moves(1):
+            block = after.winning_moves(1)[0]
+            after = after.step(block)
+            assert after.is_terminal() or find_vcf(after, player=0) is not None
+        else:
+            assert find_vcf(after) is not None, format(move)
+    assert threat_safe_moves(state, (h3, d7)) == (d7,)
+    assert threat_safe_moves(state, (h3,)) == (h3,)  # nothing survives: all are kept
+    with pytest.raises(ValueError):
+        refuted_by_threat(state, parse_move("e6", 9))  # taken
+
+
 # ------------------------------------------------------------------------ the player
 @pytest.fixture(scope="module")
 def tiny_net_path(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -335,7 +391,7 @@ def test_player_answers_the_opponents_vcf(tiny_net_path: str) -> None:
     player = AlphaZeroPlayer(tiny_net_path, simulations=40)
     for seed in range(3):
         move = player.choose(state, rng=np.random.default_rng(seed))
-        assert move in defence.defences and player.last_vcf == "defend"
+        assert move in defence.defences and player.last_vcf in ("defend", "checked")
         assert find_vcf(state.step(move), player=1) is None or state.step(move).winning_moves(0)
 
 
@@ -357,3 +413,25 @@ def test_option_off_is_the_old_search(tiny_net_path: str) -> None:
         AlphaZeroPlayer(tiny_net_path, simulations=5, vcf="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="vcf_time"):
         AlphaZeroPlayer(tiny_net_path, simulations=5, vcf_time=0.0)
+
+
+def test_player_checks_its_move_one_threat_deeper(tiny_net_path: str) -> None:
+    from treesearch.games.arena import AlphaZeroPlayer
+    from treesearch.games.gomoku import parse_move
+
+    state = Gomoku.from_moves(LOST_GAME, size=9)
+    player = AlphaZeroPlayer(tiny_net_path, simulations=60, threat_check_time=60.0)
+    unchecked = AlphaZeroPlayer(tiny_net_path, simulations=60, threat_check=False)
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        move = player.choose(state, rng=np.random.default_rng(seed))
+        assert not refuted_by_threat(state, move)
+        assert player.last_result is not None
+        if player.last_result.action != move:
+            assert player.last_vcf == "checked"
+            assert refuted_by_threat(state, player.last_result.action)  # type: ignore[arg-type]
+    unchecked.choose(state, rng=rng)
+    assert unchecked.last_vcf != "checked"
+    assert parse_move("h3", 9) in state.legal_actions()
+    with pytest.raises(ValueError, match="threat_check_time"):
+        AlphaZeroPlayer(tiny_net_path, simulations=5, threat_check_time=-1.0)
