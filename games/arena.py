@@ -744,8 +744,12 @@ class AlphaZeroPlayer(_SearchPlayer):
 
         deadline = time.perf_counter() + self.threat_check_time
         order = np.argsort(-np.asarray(result.visit_distribution), kind="stable")
-        for index in order:
-            move = result.actions[int(index)]
+        # The search's own choice first: among equally visited moves it broke the tie (by Q),
+        # and it stands unless refuted.
+        candidates = [result.action] + [
+            result.actions[int(i)] for i in order if result.actions[int(i)] != result.action
+        ]
+        for move in candidates:
             left = deadline - time.perf_counter()
             if left <= 0:
                 break

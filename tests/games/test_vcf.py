@@ -435,3 +435,16 @@ def test_player_checks_its_move_one_threat_deeper(tiny_net_path: str) -> None:
     assert parse_move("h3", 9) in state.legal_actions()
     with pytest.raises(ValueError, match="threat_check_time"):
         AlphaZeroPlayer(tiny_net_path, simulations=5, threat_check_time=-1.0)
+
+
+def test_threat_check_keeps_the_search_move_when_it_is_not_refuted(tiny_net_path: str) -> None:
+    """With few simulations many root moves tie on visits; the check must keep the move the
+    search chose (its tie-break), not the first of the tied moves (a bug the demo caught)."""
+    from treesearch.games.arena import AlphaZeroPlayer
+
+    state = Gomoku(9)
+    player = AlphaZeroPlayer(tiny_net_path, simulations=12)
+    for seed in range(4):
+        move = player.choose(state, rng=np.random.default_rng(seed))
+        assert player.last_result is not None
+        assert move == player.last_result.action and player.last_vcf == "none"
