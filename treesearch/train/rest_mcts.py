@@ -369,7 +369,7 @@ def _check_real(name: str, value: object, low: float, high: float, *, open_low: 
 class ReSTMCTSConfig:
     """Every setting of :func:`run_rest_mcts` (frozen, checked).
 
-    The defaults run two iterations in about eleven minutes on one core of a shared 2-CPU
+    The defaults run two iterations in 11 to 19 minutes on one core of a shared 2-CPU
     machine; they are the settings of the measured run in ``docs/training.md``.
 
     Attributes:
