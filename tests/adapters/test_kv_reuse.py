@@ -23,14 +23,6 @@ from treesearch.adapters.verifiers import HFORM, HFPRM  # noqa: E402
 TOL = 2e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ptok():
     """The policy's tokenizer: characters plus <sep>; it cannot write the PRMs' tags."""

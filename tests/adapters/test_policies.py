@@ -22,15 +22,6 @@ from treesearch.adapters.state import ReasoningState, Step  # noqa: E402
 from treesearch.adapters.tiny import char_tokenizer, tiny_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models are much faster on one thread, and the test machine is shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return char_tokenizer()

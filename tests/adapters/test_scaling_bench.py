@@ -44,14 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = ToyProblem(3, (Operation("+", 4), Operation("*", 2)))  # 3+4=7, 7*2=14
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return build_tokenizer()

@@ -22,16 +22,6 @@ TEMPLATE = "Q: {question} Hint: {hint} Steps: {solution} Right? (A) yes (B) no. 
 QUESTION = "Start with 3. Add 4. Multiply by 2. What is the result?"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # One intra-op thread: tiny forwards are faster on the shared machine and float sums do not
-    # depend on the thread count.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return build_tokenizer()

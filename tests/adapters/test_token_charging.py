@@ -21,14 +21,6 @@ from treesearch.adapters.tiny import char_tokenizer, tiny_model  # noqa: E402
 from treesearch.adapters.toymath_search import duplicate_sample_tokens  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return char_tokenizer()

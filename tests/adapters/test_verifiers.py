@@ -23,14 +23,6 @@ from treesearch.adapters.verifiers import HFORM, HFPRM, PRM_PRESETS, PRMPreset, 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     """A tokenizer carrying every preset's special tokens."""
