@@ -84,6 +84,7 @@ _AGENT_DIR = Path(__file__).resolve().parent / "agents"
 DEFAULT_AZ_SIMULATIONS = 400
 DEFAULT_VCF_TIME = 0.25  # seconds of a move the AlphaZero player's VCF step may use
 DEFAULT_THREAT_CHECK_TIME = 0.15  # seconds for checking the chosen move against threats
+DEFAULT_VCT_TIME = 0.15  # seconds for looking for the player's own victory by continuous threats
 
 
 # ---------------------------------------------------------------------------------- players
@@ -595,6 +596,10 @@ class AlphaZeroPlayer(_SearchPlayer):
             (:func:`~treesearch.games.threats.refuted_by_threat`) is played; the search's own
             move when every move checked in time is refuted.
         threat_check_time: seconds reserved for that check (taken from ``time_per_move``).
+        vct: with ``vcf``, when neither player has a VCF, look for the player's own victory by
+            continuous threats (fours and threes, :func:`~treesearch.games.threats.find_vct`)
+            and play its first move without searching. On by default.
+        vct_time: seconds the VCT search may take at most (taken from ``time_per_move``).
         name: the name in reports.
     """
 
@@ -617,6 +622,8 @@ class AlphaZeroPlayer(_SearchPlayer):
         vcf_time: float = DEFAULT_VCF_TIME,
         threat_check: bool = True,
         threat_check_time: float = DEFAULT_THREAT_CHECK_TIME,
+        vct: bool = True,
+        vct_time: float = DEFAULT_VCT_TIME,
         name: str | None = None,
     ) -> None:
         if simulations is None and time_per_move is None:
@@ -652,6 +659,7 @@ class AlphaZeroPlayer(_SearchPlayer):
             ("threat_defence", threat_defence),
             ("threats_in_tree", threats_in_tree),
             ("vcf", vcf),
+            ("vct", vct),
         ):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{flag_name} must be True or False, got {flag!r}")
@@ -663,6 +671,12 @@ class AlphaZeroPlayer(_SearchPlayer):
         if not (math.isfinite(vcf_time) and vcf_time > 0):
             raise ValueError(f"vcf_time must be positive, got {vcf_time}")
         self.vcf_time = float(vcf_time)
+        self.vct = bool(vct)
+        if isinstance(vct_time, bool) or not isinstance(vct_time, (int, float)):
+            raise TypeError(f"vct_time must be a number of seconds, got {vct_time!r}")
+        if not (math.isfinite(vct_time) and vct_time > 0):
+            raise ValueError(f"vct_time must be positive, got {vct_time}")
+        self.vct_time = float(vct_time)
         if not isinstance(threat_check, (bool, np.bool_)):
             raise TypeError(f"threat_check must be True or False, got {threat_check!r}")
         self.threat_check = bool(threat_check)
@@ -671,9 +685,10 @@ class AlphaZeroPlayer(_SearchPlayer):
         if not (math.isfinite(threat_check_time) and threat_check_time > 0):
             raise ValueError(f"threat_check_time must be positive, got {threat_check_time}")
         self.threat_check_time = float(threat_check_time)
-        # What the VCF step did at the last move: "win" (played a VCF's first move), "defend"
-        # (the root was restricted to defences), "checked" (the threat check replaced the
-        # search's move), "none"; and the seconds the VCF step took.
+        # What the VCF step did at the last move: "win" (played a VCF's first move), "vct"
+        # (played a VCT's first move), "defend" (the root was restricted to defences),
+        # "checked" (the threat check replaced the search's move), "none"; and the seconds
+        # the VCF and VCT steps took.
         self.last_vcf: str = "none"
         self.last_vcf_seconds = 0.0
         self._threat_mcts = MCTS(self.evaluator, move_filter=_threat_space_actions, **options)
@@ -698,9 +713,17 @@ class AlphaZeroPlayer(_SearchPlayer):
             if isinstance(state, Gomoku) and state.forced_actions() is None:
                 vcf_checked = True
                 win, vcf_only = self._vcf_step(state)
+                if win is None and not vcf_only and self.vct:
+                    from .threats import find_vct
+
+                    found = find_vct(state, time_limit=self.vct_time)
+                    if found is not None:
+                        win = found.first_move
+                        self.last_vcf = "vct"
                 self.last_vcf_seconds = time.perf_counter() - start
                 if win is not None:
-                    self.last_vcf = "win"
+                    if self.last_vcf != "vct":
+                        self.last_vcf = "win"
                     self.last_result = None
                     self.last_simulations = 0
                     self._keeper.clear()

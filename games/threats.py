@@ -35,7 +35,9 @@ __all__ = [
     "VCFDefence",
     "VCFResult",
     "VCFStats",
+    "VCTResult",
     "find_vcf",
+    "find_vct",
     "refuted_by_threat",
     "threat_safe_moves",
     "vcf_defences",
@@ -516,5 +518,285 @@ def _refuted(
         )
         in_time = deadline is None or time.perf_counter() <= deadline
         if defence is not None and not defence.defences and defence.complete and in_time:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------- VCT
+DEFAULT_VCT_DEPTH = 4  # attacker threat moves (fours and threes) before a VCF must take over
+DEFAULT_VCT_NODES = 5_000
+_VCF_NODES_IN_VCT = 400  # each VCF probe inside the VCT search is kept small
+
+
+@dataclass(frozen=True)
+class VCTResult:
+    """A victory by continuous threats for ``player``: ``first_move`` wins against every
+    defence within ``depth`` attacker threat moves (then a VCF or an immediate win).
+    ``nodes``: positions the search expanded."""
+
+    player: int
+    first_move: int
+    depth: int
+    nodes: int
+
+
+class _VCTNode:
+    """One position on the VCT search stack: an OR node (attacker to move, ``attack``) needs
+    one child proven, an AND node (defender to move) every child."""
+
+    __slots__ = ("attack", "children", "depth", "index", "key", "state")
+
+    def __init__(
+        self, state: Gomoku, attack: bool, depth: int, children: list[int], key: object
+    ) -> None:
+        self.state = state
+        self.attack = attack
+        self.depth = depth
+        self.children = children
+        self.index = 0
+        self.key = key
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def find_vct(
+    state: Gomoku,
+    *,
+    player: int | None = None,
+    max_depth: int = DEFAULT_VCT_DEPTH,
+    max_nodes: int = DEFAULT_VCT_NODES,
+    time_limit: float | None = None,
+    stats: VCFStats | None = None,
+) -> VCTResult | None:
+    """A victory by continuous threats (VCT; Allis, van den Herik & Huntjens 1993) for
+    ``player`` (default: the player to move; only the player to move may attack), or ``None``.
+
+    An AND-OR search over threats, iterative deepening on ``max_depth`` attacker threat moves:
+
+    * the attacker (OR) wins where it has a VCF (:func:`find_vcf`); else it tries its *fours*
+      (moves leaving one winning cell) and its *threes* (moves after which it has a move giving
+      two winning cells, :meth:`~treesearch.games.gomoku.Gomoku.double_threat_moves`); when the
+      defender has a winning cell the attacker's only move is to block it, and its standing
+      threat carries on;
+    * the defender (AND) must block the attacker's single winning cell; facing a three it loses
+      when it has no answer at all, and otherwise every answer in
+      :meth:`~treesearch.games.gomoku.Gomoku.threat_defences` (its own fours, the blocks) must
+      lose; every other move is already proven lost by that method. A defender with a VCF of
+      its own, or a three that no longer threatens anything, ends the line as a failure.
+
+    So a result is a proof within the search's rules: the attacker wins against every defence.
+    ``None`` proves nothing (the limits, or a slower win). Positions are ``Gomoku`` states,
+    a few thousand per call; ``max_nodes`` and ``time_limit`` bound the call.
+
+    Raises:
+        TypeError: ``state`` is not a :class:`~treesearch.games.gomoku.Gomoku`, or a limit is
+            not a number.
+        ValueError: ``player`` is not the player to move, or a limit is not positive.
+    """
+    if not isinstance(state, Gomoku):
+        raise TypeError(f"find_vct needs a Gomoku state, got {type(state).__name__}")
+    if player is None:
+        player = state.to_play
+    if isinstance(player, bool) or player not in (0, 1):
+        raise ValueError(f"player must be 0 or 1, got {player!r}")
+    if player != state.to_play:
+        raise ValueError(
+            f"find_vct attacks with the player to move ({state.to_play}), not {player}"
+        )
+    _check_limits(max_depth, max_nodes, time_limit)
+    if state.is_terminal():
+        return None
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    search = _VCTSearch(player, max_nodes, deadline)
+    result: VCTResult | None = None
+    try:
+        for depth in range(1, max_depth + 1):
+            move = search.run(state, depth)
+            if move is not None:
+                result = VCTResult(player, move, depth, search.nodes)
+                break
+    except _OutOfBudget:
+        result = None
+    if stats is not None:
+        stats.searches += 1
+        stats.nodes += search.nodes
+        stats.limit_hits += result is None and search.limited
+    return result
+
+
+class _VCTSearch:
+    """The state of one :func:`find_vct` call: the proven and failed positions, the budget."""
+
+    def __init__(self, attacker: int, max_nodes: int, deadline: float | None) -> None:
+        self.attacker = attacker
+        self.max_nodes = max_nodes
+        self.deadline = deadline
+        self.nodes = 0
+        self.limited = False
+        self.proven: set[object] = set()  # attacker-to-move keys won, and defender-to-move
+        self.failed: dict[object, int] = {}  # key -> the depth it was searched to in vain
+
+    def _tick(self) -> None:
+        self.nodes += 1
+        if self.nodes > self.max_nodes or (
+            self.deadline is not None
+            and self.nodes % 16 == 0
+            and time.perf_counter() > self.deadline
+        ):
+            self.limited = True
+            raise _OutOfBudget
+
+    def _vcf(self, state: Gomoku, player: int) -> bool:
+        left = None
+        if self.deadline is not None:
+            left = self.deadline - time.perf_counter()
+            if left <= 0:
+                self.limited = True
+                raise _OutOfBudget
+        found = find_vcf(state, player=player, max_nodes=_VCF_NODES_IN_VCT, time_limit=left)
+        return found is not None
+
+    def _expand(self, state: Gomoku, attack: bool, depth: int) -> bool | _VCTNode:
+        """A position's verdict if it is settled at once, else its node with the moves to try."""
+        key = (state.key, depth)
+        if key in self.proven:
+            return True
+        if self.failed.get(key[0], -1) >= depth:
+            return False
+        self._tick()
+        attacker, defender = self.attacker, 1 - self.attacker
+        if state.is_terminal():
+            return state.winner == attacker
+        if attack:
+            if self._vcf(state, attacker):
+                return True
+            blocks = state.winning_moves(defender)
+            if len(blocks) >= 2:
+                return False
+            if blocks:  # a defender four: block it; the attacker's threat still stands
+                return _VCTNode(state, True, depth, [blocks[0]], key)
+            if depth <= 0:
+                return False
+            return _VCTNode(state, True, depth, self._threat_moves(state), key)
+        if state.winning_moves(defender):
+            return False
+        wins = state.winning_moves(attacker)
+        if len(wins) >= 2:
+            return True
+        if wins:
+            return _VCTNode(state, False, depth, [wins[0]], key)
+        if not state.double_threat_moves(attacker):
+            return False  # the three was answered already: nothing forces the defender
+        if self._vcf(state, defender):
+            return False
+        defences = state.threat_defences()
+        if not defences:
+            return True
+        return _VCTNode(state, False, depth, list(defences), key)
+
+    def _threat_moves(self, state: Gomoku) -> list[int]:
+        """The attacker's fours, then its threes (moves that make a double-threat move)."""
+        rules = state._rules
+        table = _cell_of_bit(rules)
+        cell_bits = rules.cell_bits
+        mine, theirs = _sides(state, self.attacker)
+        empty = rules.all_bits & ~(mine | theirs)
+        fours: list[int] = []
+        threes: list[int] = []
+        # A three puts a (k-2)-th stone into a window holding k-3 of them and no other stone.
+        for move in _cells(_three_makers(rules, mine, empty), table):
+            bit = cell_bits[move]
+            after, after_empty = mine | bit, empty & ~bit
+            if _winning_cells(rules, table, after, after_empty):
+                fours.append(move)
+            elif _has_double_threat(rules, table, after, after_empty):
+                threes.append(move)
+        return fours + threes
+
+    def run(self, root: Gomoku, depth: int) -> int | None:
+        """The root move that wins within ``depth`` threat moves, or ``None``."""
+        settled = self._expand(root, True, depth)
+        if settled is True or not isinstance(settled, _VCTNode):
+            if settled is True:  # a VCF (or a win at once) at the root: its first move
+                found = find_vcf(root, max_nodes=DEFAULT_MAX_NODES)
+                return None if found is None else found.first_move
+            return None
+        stack = [settled]
+        child_result: bool | None = None
+        while stack:
+            node = stack[-1]
+            if child_result is not None:
+                done = child_result if node.attack else not child_result
+                child_result = None
+                if done:  # an OR node proven, or an AND node refuted
+                    stack.pop()
+                    verdict = node.attack
+                    self._record(node, verdict)
+                    if not stack:
+                        return node.children[node.index - 1] if verdict else None
+                    child_result = verdict
+                    continue
+            if node.index == len(node.children):
+                stack.pop()
+                verdict = not node.attack  # an OR node with no proof, an AND node all proven
+                self._record(node, verdict)
+                if not stack:
+                    return None
+                child_result = verdict
+                continue
+            move = node.children[node.index]
+            node.index += 1
+            child = node.state.step(move)
+            forced = (
+                len(node.children) == 1
+                and node.attack
+                and node.state.winning_moves(1 - self.attacker)
+            )
+            # Threat moves spend depth; forced blocks (either side's) do not.
+            next_depth = node.depth if (forced or not node.attack) else node.depth - 1
+            settled = self._expand(child, not node.attack, next_depth)
+            if isinstance(settled, _VCTNode):
+                stack.append(settled)
+            else:
+                child_result = settled
+        return None
+
+    def _record(self, node: _VCTNode, verdict: bool) -> None:
+        if verdict:
+            self.proven.add(node.key)
+        else:
+            state_key, depth = node.key  # type: ignore[misc]
+            if self.failed.get(state_key, -1) < depth:
+                self.failed[state_key] = depth
+
+
+def _three_makers(rules: _Rules, bits: int, empty: int) -> int:
+    """Bits of the empty cells in a window of ``k`` cells that holds ``k - 3`` of the stones
+    ``bits`` and three empty cells: every move that can make a three, or a four, is among them
+    (the four makers are in such windows too, but each four lies in a window with
+    ``k - 2`` stones; they are added)."""
+    k = rules.k
+    found = rules.four_makers(bits, empty)
+    if k < 3:
+        return found
+    for a in range(k - 2):
+        for b in range(a + 1, k - 1):
+            for c in range(b + 1, k):
+                m = (empty >> a) & (empty >> b) & (empty >> c)
+                for i in range(k):
+                    if i not in (a, b, c):
+                        m &= bits >> i
+                found |= (m << a) | (m << b) | (m << c)
+    return found
+
+
+def _has_double_threat(rules: _Rules, table: list[int], bits: int, empty: int) -> bool:
+    """Whether the stones ``bits`` (no winning cell yet) have a move giving two winning cells."""
+    cell_bits = rules.cell_bits
+    for move in _cells(rules.four_makers(bits, empty), table):
+        bit = cell_bits[move]
+        if rules.winning_cells_after(bits | bit, empty & ~bit, move) >= 2:
             return True
     return False

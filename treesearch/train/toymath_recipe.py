@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -56,6 +57,7 @@ __all__ = [
     "ToyMathRecipe",
     "evaluate_policy",
     "evaluate_prm",
+    "load_policy",
     "new_policy_model",
     "run_recipe",
     "sample_solutions",
@@ -522,11 +524,17 @@ def run_recipe(
     *,
     command: str = "",
     progress: Callable[[str], None] | None = None,
+    policy_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the policy, PRM and ORM, evaluate them, and save the three checkpoints under
     ``out_dir`` (``policy``, ``prm``, ``orm``; ``adapters/checkpoints/toymath`` is where
     :mod:`treesearch.adapters.toymath_search` finds the shipped ones). Returns the report
-    that each checkpoint's ``training.json`` also holds."""
+    that each checkpoint's ``training.json`` also holds.
+
+    ``policy_from``: a saved policy checkpoint folder (``from_pretrained``) to start from
+    instead of training one; the policy stages are skipped, the rest of the recipe (reward
+    data, PRM, ORM, evaluation) runs as usual, and the policy is saved again unchanged. This
+    is how the reward models are retrained without the policy's 40 minutes."""
     import torch
 
     from .lm_common import save_pretrained_atomic
@@ -550,9 +558,16 @@ def run_recipe(
         say(f"{name}: {times[name]} s")
 
     start = time.perf_counter()
-    policy = new_policy_model(tokenizer, recipe)
+    if policy_from is None:
+        policy = new_policy_model(tokenizer, recipe)
+        report["policy_stages"] = train_policy(policy, tokenizer, recipe, rng, say)
+    else:
+        policy = load_policy(policy_from, tokenizer)
+        report["policy_from"] = str(policy_from)
+        previous = Path(policy_from) / "training.json"
+        if previous.exists():
+            report["policy_stages"] = json.loads(previous.read_text()).get("policy_stages")
     report["policy_parameters"] = sum(p.numel() for p in policy.parameters())
-    report["policy_stages"] = train_policy(policy, tokenizer, recipe, rng, say)
     timed("policy_training", start)
 
     start = time.perf_counter()
@@ -672,6 +687,25 @@ def run_recipe(
         save_pretrained_atomic(out / name, model, tokenizer, training={"model": name, **report})
     say(f"saved {', '.join(str(out / n) for n in CHECKPOINT_NAMES)}")
     return report
+
+
+def load_policy(folder: str | Path, tokenizer: Any) -> Any:
+    """A saved toy-math policy (``from_pretrained``), checked against the toy tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    from .lm_common import quiet_transformers
+
+    path = Path(folder)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} is not a saved checkpoint (no config.json)")
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(path)
+    if model.config.vocab_size != len(tokenizer):
+        raise ValueError(
+            f"{path} has a vocabulary of {model.config.vocab_size} tokens, the toy-math "
+            f"tokenizer {len(tokenizer)}: not a toy-math policy"
+        )
+    return model
 
 
 def _json_safe(value: Any) -> Any:
