@@ -1,4 +1,5 @@
-"""Victory by continuous fours (VCF) for Gomoku: a threat-space solver for the root of a search.
+"""Victory by continuous fours (VCF) and threats (VCT) for Gomoku: threat-space solvers for the
+root of a search.
 
 A *four* is a move after which its player has a winning cell (one more stone would make k in a
 row). A VCF (Allis, "Searching for Solutions in Games and Artificial Intelligence", PhD thesis,
@@ -22,6 +23,11 @@ the opponent no longer has a VCF, for ``AlphaZeroPlayer(vcf=True)``
 (:mod:`treesearch.games.arena`). Both work on the rotated bitboards of
 :class:`~treesearch.games.gomoku.Gomoku` (the private ``_rules`` tables of the same package),
 so each position costs a few dozen big-int operations, never a new ``Gomoku`` object.
+
+:func:`find_vct` goes one kind of threat further: threes as well as fours, as an AND-OR search
+over ``Gomoku`` states whose defender moves come from
+:meth:`~treesearch.games.gomoku.Gomoku.threat_defences` (every other answer to a three is
+proven lost), with VCF probes at the attacker's nodes.
 """
 
 from __future__ import annotations

@@ -158,3 +158,58 @@ def test_shipped_checkpoints_load_and_behave(one_torch_thread):
     )
     wins = sum(g[-1] > f[-1] for g, f in zip(gold, slipped, strict=True))
     assert wins >= 60, wins
+
+
+def test_load_policy_refuses_what_is_not_a_toy_policy(tmp_path):
+    from treesearch.train.toymath_recipe import load_policy
+
+    tokenizer = tm.build_tokenizer()
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        load_policy(tmp_path, tokenizer)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    other = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer) + 5,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    )
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="not a toy-math policy"):
+        load_policy(tmp_path / "other", tokenizer)
+
+
+@pytest.mark.slow
+def test_recipe_from_a_saved_policy_keeps_it_and_retrains_the_rewards(tmp_path, one_torch_thread):
+    first = run_recipe(tmp_path / "full", tiny_recipe(), command="test")
+    saved = tmp_path / "full" / "policy"
+    again = run_recipe(tmp_path / "rewards", tiny_recipe(), command="test", policy_from=saved)
+    assert again["policy_from"] == str(saved)
+    assert again["policy_stages"] == first["policy_stages"]  # carried from training.json
+    assert again["policy_greedy"] == first["policy_greedy"]  # greedy: the same policy
+    from safetensors.torch import load_file
+
+    before = load_file(tmp_path / "full" / "policy" / "model.safetensors")
+    after = load_file(tmp_path / "rewards" / "policy" / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert (tmp_path / "rewards" / "prm" / "model.safetensors").exists()
+
+
+def test_script_refuses_an_unknown_setting():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_toymath.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", "unused", "--set", "prm_stepz=3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "prm_stepz=3" in done.stderr and "prm_steps" in done.stderr
