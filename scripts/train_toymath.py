@@ -9,7 +9,7 @@ minutes of one idle CPU core, 43 on a shared one), writes ``policy``, ``prm`` an
     python scripts/train_toymath.py --out DIR --policy-from adapters/checkpoints/toymath/policy
 
 starts from a saved policy and retrains only the reward models (PRM and ORM; about 8 minutes
-with the default recipe on one idle core, where the full run spends 36 on the policy).
+on a shared core with the default recipe, whose full run spent 36 of its 43 on the policy).
 ``--set FIELD=VALUE`` changes one :class:`~treesearch.train.toymath_recipe.ToyMathRecipe`
 field (JSON values: ``--set prm_steps=3000 --set prm_learning_rate=1e-3``).
 """
