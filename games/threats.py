@@ -33,6 +33,7 @@ proven lost), with VCF probes at the attacker's nodes.
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from .gomoku import Gomoku, _Rules
@@ -546,6 +547,9 @@ class VCTResult:
     nodes: int
 
 
+_VCTKey = tuple[Hashable, int]  # (the position's key, the threat moves left)
+
+
 class _VCTNode:
     """One position on the VCT search stack: an OR node (attacker to move, ``attack``) needs
     one child proven, an AND node (defender to move) every child."""
@@ -553,7 +557,7 @@ class _VCTNode:
     __slots__ = ("attack", "children", "depth", "index", "key", "state")
 
     def __init__(
-        self, state: Gomoku, attack: bool, depth: int, children: list[int], key: object
+        self, state: Gomoku, attack: bool, depth: int, children: list[int], key: _VCTKey
     ) -> None:
         self.state = state
         self.attack = attack
@@ -641,8 +645,8 @@ class _VCTSearch:
         self.deadline = deadline
         self.nodes = 0
         self.limited = False
-        self.proven: set[object] = set()  # attacker-to-move keys won, and defender-to-move
-        self.failed: dict[object, int] = {}  # key -> the depth it was searched to in vain
+        self.proven: set[_VCTKey] = set()  # positions won within a depth, either side to move
+        self.failed: dict[Hashable, int] = {}  # position -> the depth it was searched to in vain
 
     def _tick(self) -> None:
         self.nodes += 1
@@ -773,7 +777,7 @@ class _VCTSearch:
         if verdict:
             self.proven.add(node.key)
         else:
-            state_key, depth = node.key  # type: ignore[misc]
+            state_key, depth = node.key
             if self.failed.get(state_key, -1) < depth:
                 self.failed[state_key] = depth
 
