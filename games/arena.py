@@ -713,17 +713,16 @@ class AlphaZeroPlayer(_SearchPlayer):
             if isinstance(state, Gomoku) and state.forced_actions() is None:
                 vcf_checked = True
                 win, vcf_only = self._vcf_step(state)
+                kind = "win"
                 if win is None and not vcf_only and self.vct:
                     from .threats import find_vct
 
                     found = find_vct(state, time_limit=self.vct_time)
                     if found is not None:
-                        win = found.first_move
-                        self.last_vcf = "vct"
+                        win, kind = found.first_move, "vct"
                 self.last_vcf_seconds = time.perf_counter() - start
                 if win is not None:
-                    if self.last_vcf != "vct":
-                        self.last_vcf = "win"
+                    self.last_vcf = kind
                     self.last_result = None
                     self.last_simulations = 0
                     self._keeper.clear()

@@ -552,16 +552,18 @@ _VCTKey = tuple[Hashable, int]  # (the position's key, the threat moves left)
 
 class _VCTNode:
     """One position on the VCT search stack: an OR node (attacker to move, ``attack``) needs
-    one child proven, an AND node (defender to move) every child."""
+    one child proven, an AND node (defender to move) every child. ``child_depth``: the threat
+    moves left after a child's move (one fewer after an attacker's threat; forced blocks, of
+    either side, spend none)."""
 
-    __slots__ = ("attack", "children", "depth", "index", "key", "state")
+    __slots__ = ("attack", "child_depth", "children", "index", "key", "state")
 
     def __init__(
-        self, state: Gomoku, attack: bool, depth: int, children: list[int], key: _VCTKey
+        self, state: Gomoku, attack: bool, child_depth: int, children: list[int], key: _VCTKey
     ) -> None:
         self.state = state
         self.attack = attack
-        self.depth = depth
+        self.child_depth = child_depth
         self.children = children
         self.index = 0
         self.key = key
@@ -689,7 +691,7 @@ class _VCTSearch:
                 return _VCTNode(state, True, depth, [blocks[0]], key)
             if depth <= 0:
                 return False
-            return _VCTNode(state, True, depth, self._threat_moves(state), key)
+            return _VCTNode(state, True, depth - 1, self._threat_moves(state), key)
         if state.winning_moves(defender):
             return False
         wins = state.winning_moves(attacker)
@@ -759,14 +761,7 @@ class _VCTSearch:
             move = node.children[node.index]
             node.index += 1
             child = node.state.step(move)
-            forced = (
-                len(node.children) == 1
-                and node.attack
-                and node.state.winning_moves(1 - self.attacker)
-            )
-            # Threat moves spend depth; forced blocks (either side's) do not.
-            next_depth = node.depth if (forced or not node.attack) else node.depth - 1
-            settled = self._expand(child, not node.attack, next_depth)
+            settled = self._expand(child, not node.attack, node.child_depth)
             if isinstance(settled, _VCTNode):
                 stack.append(settled)
             else:

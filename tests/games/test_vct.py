@@ -76,9 +76,8 @@ def test_a_single_open_three_is_not_a_vct() -> None:
 
 
 def test_vct_needs_the_depth() -> None:
-    # Black: d4 e4 (a two) and f6 f7 and g5: e6? Rather than design by hand, find a position
-    # in a fixed random sample whose shortest VCT takes two threat moves, and check the depth
-    # limit is respected both ways.
+    # A position from a fixed random sample whose shortest VCT takes two threat moves: the
+    # depth limit is respected both ways.
     for seed in range(400):
         state = _clustered(9, seed, length=12)
         if state is None or find_vcf(state) is not None:
