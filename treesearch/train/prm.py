@@ -30,6 +30,16 @@ section 1):
 
 Targets are hard (0/1, exact or human labels) or soft (Monte-Carlo success rates in [0, 1]).
 
+**Keeping the language-model loss** (``lm_weight > 0``): the loss adds ``lm_weight`` times the
+causal-LM cross-entropy of the tokens of every step labelled good (target >= 0.5), each step's
+tokens and its closing separator predicted from the position before, as step-wise SFT trains
+them. A PRM that must also write right steps keeps computing them, which is what checking a step
+takes: a tiny arithmetic checker trained on labels alone stayed at chance where the same model
+with this term learned the check (``docs/adapters.md``, "The shipped PRM"). Generative and
+multi-task verifiers (GenRM, Zhang et al., arXiv 2408.15240) keep this term for the same reason.
+The LM head's logits at a separator serve both terms: the label loss reads only the difference
+of the two label words' logits, so it does not compete with the next-token targets there.
+
 An ORM is the same model with one target, the outcome (1 if the final answer is right), at the
 separator closing the last step (MA-RLHF ``process_orm_step``). It is scored by
 :class:`~treesearch.adapters.verifiers.HFORM` with ``head="lm"``, ``good_token="Positive"``,
@@ -87,6 +97,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+IGNORE_INDEX = -100  # Hugging Face's "no target" label
+
 Head = Literal["lm", "value"]
 LabelLoss = Literal["two-way", "full-vocab"]
 
@@ -101,6 +113,8 @@ class PRMConfig(LMTrainConfig):
             ``"full-vocab"`` (cross-entropy over the vocabulary, MA-RLHF).
         good_token, bad_token: the label words (single tokens of the tokenizer).
         sep_token: the step separator (``None``: the tokenizer's ``sep_token``).
+        lm_weight: weight of the language-model loss on the steps labelled good (0: off; needs
+            ``head="lm"``; see the module docstring).
     """
 
     head: Head = "lm"
@@ -108,6 +122,7 @@ class PRMConfig(LMTrainConfig):
     good_token: str = "Positive"
     bad_token: str = "Negative"
     sep_token: str | None = None
+    lm_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -127,6 +142,13 @@ class PRMConfig(LMTrainConfig):
             not isinstance(self.sep_token, str) or not self.sep_token
         ):
             raise ValueError(f"sep_token must be a non-empty str or None, not {self.sep_token!r}")
+        weight = self.lm_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise TypeError(f"lm_weight must be a number, not {weight!r}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"lm_weight must be finite and >= 0, not {weight!r}")
+        if weight > 0 and self.head != "lm":
+            raise ValueError("lm_weight > 0 needs head='lm' (a value head has no LM logits)")
 
 
 @dataclass(frozen=True)
@@ -155,11 +177,35 @@ class ORMExample:
 
 @dataclass(frozen=True)
 class EncodedRewardExample:
-    """Token ids with the positions read (one separator per labelled step) and their targets."""
+    """Token ids with the positions read (one separator per labelled step) and their targets.
+
+    ``step_starts`` (optional) holds the index of the first token of each labelled step, so that
+    ``lm_weight`` can train the tokens ``step_starts[k] .. positions[k]`` of the good steps;
+    without it an example adds nothing to the language-model term."""
 
     input_ids: tuple[int, ...]
     positions: tuple[int, ...]
     targets: tuple[float, ...]
+    step_starts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.positions) != len(self.targets):
+            raise ValueError(
+                f"{len(self.positions)} positions but {len(self.targets)} targets: one each"
+            )
+        length = len(self.input_ids)
+        if any(not 0 <= p < length for p in self.positions):
+            raise ValueError(f"a labelled position lies outside the {length} tokens")
+        if self.step_starts:
+            if len(self.step_starts) != len(self.positions):
+                raise ValueError(
+                    f"{len(self.step_starts)} step starts but {len(self.positions)} positions"
+                )
+            if any(
+                not 1 <= start <= p
+                for start, p in zip(self.step_starts, self.positions, strict=True)
+            ):
+                raise ValueError("each step must start after token 0 and at or before its label")
 
 
 def _check_targets(labels: Sequence[float], steps: int) -> tuple[float, ...]:
@@ -217,7 +263,8 @@ def encode_prm_example(
         raise ValueError(
             f"the example has {len(encoded.input_ids)} tokens, over max_length={max_length}"
         )
-    return EncodedRewardExample(encoded.input_ids, encoded.separator_positions, targets)
+    starts = (encoded.prompt_length, *(p + 1 for p in encoded.separator_positions[:-1]))
+    return EncodedRewardExample(encoded.input_ids, encoded.separator_positions, targets, starts)
 
 
 def encode_orm_example(
@@ -259,18 +306,28 @@ def collate_reward(
     examples: Sequence[EncodedRewardExample], pad_id: int
 ) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids`` and ``attention_mask``; ``rows``, ``positions`` and
-    ``targets`` list every labelled position of the batch."""
+    ``targets`` list every labelled position of the batch; ``lm_labels`` holds the token ids of
+    the good steps (target >= 0.5: their tokens and closing separator, where ``step_starts``
+    says where they begin) and -100 elsewhere, in Hugging Face's unshifted layout."""
     if not examples:
         raise ValueError("no examples to collate")
     rows = [i for i, e in enumerate(examples) for _ in e.positions]
     positions = [p for e in examples for p in e.positions]
     targets = [t for e in examples for t in e.targets]
+    lm_rows = []
+    for e in examples:
+        row = [IGNORE_INDEX] * len(e.input_ids)
+        for start, end, target in zip(e.step_starts, e.positions, e.targets, strict=False):
+            if target >= 0.5:
+                row[start : end + 1] = e.input_ids[start : end + 1]
+        lm_rows.append(row)
     return {
         "input_ids": pad_batch([e.input_ids for e in examples], pad_id),
         "attention_mask": pad_batch([[1] * len(e.input_ids) for e in examples], 0),
         "rows": torch.tensor(rows, dtype=torch.long),
         "positions": torch.tensor(positions, dtype=torch.long),
         "targets": torch.tensor(targets, dtype=torch.float32),
+        "lm_labels": pad_batch(lm_rows, IGNORE_INDEX),
     }
 
 
@@ -284,10 +341,13 @@ def _label_ids(tokenizer: Any, good: str, bad: str) -> tuple[int, int]:
     return ids
 
 
+def _forward(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
 def _outputs_at(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The model's outputs at the labelled positions: ``(labelled positions, outputs)``."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return logits[batch["rows"], batch["positions"]].float()
+    return _forward(model, batch)[batch["rows"], batch["positions"]].float()
 
 
 def _logits_from(
@@ -317,17 +377,32 @@ def reward_loss(
     head: Head = "lm",
     label_ids: tuple[int, int] | None = None,
     label_loss: LabelLoss = "two-way",
+    lm_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Mean loss over the labelled positions of a batch from :func:`collate_reward`."""
-    outputs = _outputs_at(model, batch)
+    """Mean loss over the labelled positions of a batch from :func:`collate_reward`, plus
+    ``lm_weight`` times the mean next-token cross-entropy over its ``lm_labels`` tokens (a
+    batch without such tokens adds nothing)."""
+    all_logits = _forward(model, batch)
+    outputs = all_logits[batch["rows"], batch["positions"]].float()
     targets = batch["targets"]
     if head == "lm" and label_loss == "full-vocab":
         assert label_ids is not None
         _logits_from(outputs, head, label_ids)  # checks the width
         logp = torch.log_softmax(outputs, dim=-1)
-        return -(targets * logp[:, label_ids[0]] + (1 - targets) * logp[:, label_ids[1]]).mean()
-    logits = _logits_from(outputs, head, label_ids)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        loss = -(targets * logp[:, label_ids[0]] + (1 - targets) * logp[:, label_ids[1]]).mean()
+    else:
+        logits = _logits_from(outputs, head, label_ids)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    if lm_weight > 0 and "lm_labels" in batch:
+        next_tokens = batch["lm_labels"][:, 1:]
+        if bool((next_tokens != IGNORE_INDEX).any()):
+            lm = torch.nn.functional.cross_entropy(
+                all_logits[:, :-1].float().reshape(-1, all_logits.shape[-1]),
+                next_tokens.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+            )
+            loss = loss + lm_weight * lm
+    return loss
 
 
 def value_head_model(causal_lm: Any, *, seed: int = 0) -> Any:
@@ -395,7 +470,12 @@ def _train_reward(
         batch = collate_reward([encoded[i] for i in indices], int(pad))
         batch = {k: v.to(config.device) for k, v in batch.items()}
         loss = reward_loss(
-            model, batch, head=config.head, label_ids=label_ids, label_loss=config.label_loss
+            model,
+            batch,
+            head=config.head,
+            label_ids=label_ids,
+            label_loss=config.label_loss,
+            lm_weight=config.lm_weight,
         )
         return loss, int(batch["attention_mask"].sum())
 
