@@ -189,9 +189,7 @@ def test_lm_term_adds_the_next_token_loss_by_hand(toy_tokenizer, tiny_llama):
     batch = collate_reward([example], toy_tokenizer.pad_token_id)
     with torch.no_grad():
         plain = float(reward_loss(model, batch, head="lm", label_ids=(good, bad)))
-        mixed = float(
-            reward_loss(model, batch, head="lm", label_ids=(good, bad), lm_weight=0.5)
-        )
+        mixed = float(reward_loss(model, batch, head="lm", label_ids=(good, bad), lm_weight=0.5))
         logp = torch.log_softmax(model(batch["input_ids"]).logits[0], dim=-1)
     tokens = range(example.step_starts[0], example.positions[0] + 1)
     cross_entropy = -sum(float(logp[j - 1, example.input_ids[j]]) for j in tokens) / len(tokens)
