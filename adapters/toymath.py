@@ -76,6 +76,9 @@ __all__ = [
     "parse_step",
     "parse_text",
     "prm_example",
+    "random_step",
+    "slip_value",
+    "slipped_steps",
 ]
 
 SEP = "<sep>"
@@ -635,6 +638,90 @@ def flawed_steps(problem: ToyProblem, rng: np.random.Generator) -> tuple[tuple[s
         value = result
     steps.append(f"{ANSWER_PREFIX}{value + delta if slip == problem.num_steps else value}")
     return tuple(steps), slip
+
+
+# Where a slipped digit lands, counted from the units: the shipped policy's greedy slips on
+# medium problems are mostly in the tens (133 of 200), then the units (29) and hundreds (8).
+_SLIP_DIGIT_WEIGHTS = (0.3, 0.5, 0.2, 0.1)
+
+
+def slip_value(value: int, rng: np.random.Generator) -> int:
+    """A wrong value that a model might write for ``value``: usually one digit changed (most
+    often the tens, then the units and the hundreds), sometimes a digit dropped or added, or
+    off by 1 or 10. Never ``value`` itself; the sign is kept."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"value must be an int, not {type(value).__name__}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, not {type(rng).__name__}")
+    sign, digits = (-1, str(-value)) if value < 0 else (1, str(value))
+    kind = rng.random()
+    if kind < 0.1 or (len(digits) == 1 and kind < 0.3):
+        wrong = abs(value + int(rng.choice([-10, -1, 1, 10])))
+    elif kind < 0.2:
+        if len(digits) > 1 and rng.random() < 0.5:
+            wrong = int(digits[:-1])
+        else:
+            wrong = int(digits + str(int(rng.integers(10))))
+    else:
+        weights = np.array((_SLIP_DIGIT_WEIGHTS + (0.05,) * 8)[: len(digits)])
+        place = int(rng.choice(len(digits), p=weights / weights.sum()))
+        index = len(digits) - 1 - place
+        choices = [d for d in "0123456789" if d != digits[index]]
+        if index == 0 and len(digits) > 1:
+            choices.remove("0")  # no leading zero
+        wrong = int(digits[:index] + str(rng.choice(choices)) + digits[index + 1 :])
+    wrong = sign * wrong if wrong != 0 else wrong
+    return wrong if wrong != value else value + 1
+
+
+def slipped_steps(
+    problem: ToyProblem, rng: np.random.Generator, *, rate: float | None = None
+) -> tuple[str, ...]:
+    """A full solution with slipped results (:func:`slip_value`): exactly one slip in a random
+    step when ``rate`` is ``None``, else every step (the answer included) slips with probability
+    ``rate`` on its own. Later steps start from the value written before them, as a model that
+    slipped would (a division that is no longer exact is rounded down, and so wrong)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, not {type(rng).__name__}")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1
+    ):
+        raise ValueError(f"rate must be a probability in [0, 1] or None, not {rate!r}")
+    steps = problem.num_steps + 1
+    if rate is None:
+        slips = {int(rng.integers(steps))}
+    else:
+        slips = {i for i in range(steps) if rng.random() < rate}
+    out: list[str] = []
+    value = problem.start
+    for index, operation in enumerate(problem.operations):
+        exact = operation.apply(value)
+        result = exact if exact is not None else value // operation.operand
+        if index in slips:
+            result = slip_value(result, rng)
+        out.append(f"{value}{operation.op}{operation.operand}={result}")
+        value = result
+    answer = slip_value(value, rng) if problem.num_steps in slips else value
+    out.append(f"{ANSWER_PREFIX}{answer}")
+    return tuple(out)
+
+
+def random_step(rng: np.random.Generator, config: ToyMathConfig) -> tuple[int, Operation]:
+    """One arithmetic step as it could appear inside a problem of ``config``: a value from
+    ``1..max_value`` and an operation allowed from it (operands, exact division and the value
+    range as in :func:`generate_problem`). For training a step checker on isolated steps."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, not {type(rng).__name__}")
+    if not isinstance(config, ToyMathConfig):
+        raise TypeError(f"config must be a ToyMathConfig, not {type(config).__name__}")
+    while True:
+        value = int(rng.integers(1, config.max_value + 1))
+        choices = _operand_choices(value, config)
+        if choices:
+            kinds = sorted(choices)
+            kind = kinds[int(rng.integers(len(kinds)))]
+            operands = choices[kind]
+            return value, Operation(kind, int(operands[int(rng.integers(len(operands)))]))
 
 
 # ----------------------------------------------------------------------------------------------

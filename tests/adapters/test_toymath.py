@@ -3,6 +3,8 @@ knob and the held-out splits."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -30,6 +32,9 @@ from treesearch.adapters.toymath import (
     parse_step,
     parse_text,
     prm_example,
+    random_step,
+    slip_value,
+    slipped_steps,
 )
 
 EXAMPLE = ToyProblem(17, (Operation("+", 25), Operation("*", 3), Operation("-", 8)))
@@ -351,3 +356,67 @@ def test_heldout_splits_are_fixed_distinct_and_disjoint_from_training():
 
 def test_eos_and_sep_are_the_documented_strings():
     assert (SEP, EOS) == ("<sep>", "<eos>")
+
+
+# ------------------------------------------------------------------------------------ slips
+@given(st.integers(-20_000, 20_000), st.integers(0, 2**32 - 1))
+def test_a_slipped_value_is_always_wrong_and_keeps_its_sign(value, seed):
+    wrong = slip_value(value, np.random.default_rng(seed))
+    assert isinstance(wrong, int) and wrong != value
+    assert (wrong < 0) == (value < 0) or wrong == 0 or value == 0
+    assert not str(abs(wrong)).startswith("0") or wrong == 0
+
+
+def test_slips_land_mostly_on_one_digit_most_often_the_tens():
+    """Like the shipped policy's greedy slips on medium problems (docs/adapters.md)."""
+    rng = np.random.default_rng(0)
+    places = Counter()
+    for _ in range(4000):
+        value = int(rng.integers(100, 1000))
+        wrong = slip_value(value, rng)
+        a, b = str(value), str(wrong)
+        if len(a) == len(b):
+            changed = [len(a) - 1 - i for i in range(len(a)) if a[i] != b[i]]
+            places[tuple(changed)] += 1
+    one_digit = places[(0,)] + places[(1,)] + places[(2,)]
+    assert one_digit > 0.6 * 4000
+    assert places[(1,)] > places[(0,)] > places[(2,)]
+
+
+def test_slipped_steps_one_slip_or_a_rate():
+    rng = np.random.default_rng(1)
+    for problem in generate_problems(rng, DIFFICULTIES["medium"], 200):
+        steps = slipped_steps(problem, rng)
+        check = check_solution(problem, steps)
+        first = check.first_error
+        assert first is not None and check.steps[first].reason in ("wrong_result", "wrong_answer")
+        # Later steps start from the written (slipped) value, as a slipping model would.
+        for k in range(first + 1, problem.num_steps):
+            assert check.steps[k].reason != "wrong_input"
+        assert slipped_steps(problem, rng, rate=0.0) == problem.steps
+        for step in check_solution(problem, slipped_steps(problem, rng, rate=1.0)).steps:
+            assert step.reason in ("wrong_result", "wrong_answer")
+    with pytest.raises(ValueError, match="rate"):
+        slipped_steps(problem, rng, rate=1.5)
+    with pytest.raises(TypeError, match="Generator"):
+        slipped_steps(problem, 0)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(sorted(DIFFICULTIES)))
+def test_random_steps_are_exact_steps_of_the_level(seed, level):
+    config = DIFFICULTIES[level]
+    value, operation = random_step(np.random.default_rng(seed), config)
+    result = operation.apply(value)
+    assert 1 <= value <= config.max_value
+    assert result is not None and 0 <= result <= config.max_value
+    assert operation.op in config.operations
+    limit = config.max_operand if operation.op in "+-" else config.max_multiplier
+    assert operation.operand <= limit
+
+
+def test_random_steps_cover_every_operation():
+    rng = np.random.default_rng(2)
+    kinds = Counter(random_step(rng, DIFFICULTIES["medium"])[1].op for _ in range(400))
+    assert set(kinds) == set("+-*/") and min(kinds.values()) > 40
+    with pytest.raises(TypeError, match="ToyMathConfig"):
+        random_step(rng, "medium")

@@ -14,6 +14,7 @@ from treesearch.adapters import toymath as tm  # noqa: E402
 from treesearch.train.toymath_recipe import (  # noqa: E402
     CHECKPOINT_NAMES,
     PolicyStage,
+    PRMStage,
     ToyMathRecipe,
     best_of_n,
     run_recipe,
@@ -31,11 +32,28 @@ def tiny_recipe() -> ToyMathRecipe:
         policy_stages=(
             PolicyStage(mix=(("easy", 2),), num_steps=4, batch_size=8, learning_rate=3e-3),
         ),
-        reward_problems_per_level=3,
-        reward_samples=2,
-        flawed_per_level=3,
-        gold_per_level=3,
-        prm_steps=2,
+        reward_mix=(("easy", 2, 3, 2), ("medium", 2, 2, 1)),
+        prm_hidden_size=32,
+        prm_num_layers=2,
+        prm_num_heads=4,
+        prm_intermediate_size=64,
+        prm_stages=(
+            PRMStage(
+                kind="steps", mix=(("medium", 1),), num_steps=2, batch_size=4, learning_rate=1e-3
+            ),
+            PRMStage(
+                kind="steps", mix=(("easy", 3),), num_steps=2, batch_size=4, learning_rate=1e-3
+            ),
+            PRMStage(
+                kind="problems",
+                mix=(("easy", 2),),
+                num_steps=2,
+                batch_size=4,
+                learning_rate=1e-3,
+                slip_rate=0.3,
+            ),
+            PRMStage(kind="reward", num_steps=2, batch_size=4, learning_rate=1e-3),
+        ),
         orm_steps=2,
         eval_size=3,
         best_of_n=2,
@@ -50,8 +68,24 @@ def test_recipe_validation():
         PolicyStage(mix=(("tricky", 2),), num_steps=1, batch_size=1, learning_rate=1e-3)
     with pytest.raises(ValueError, match="at least one"):
         PolicyStage(mix=(), num_steps=1, batch_size=1, learning_rate=1e-3)
-    with pytest.raises(ValueError, match="prm_steps"):
-        ToyMathRecipe(prm_steps=-1)
+    with pytest.raises(ValueError, match="orm_steps"):
+        ToyMathRecipe(orm_steps=-1)
+    with pytest.raises(ValueError, match="kind"):
+        PRMStage(kind="tokens", num_steps=1, batch_size=1, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="needs a mix"):
+        PRMStage(kind="steps", num_steps=1, batch_size=1, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="slip_rate"):
+        PRMStage(kind="reward", num_steps=1, batch_size=1, learning_rate=1e-3, slip_rate=1.5)
+    with pytest.raises(ValueError, match="unknown level"):
+        ToyMathRecipe(reward_mix=(("tricky", 2, 1, 1),))
+    with pytest.raises(ValueError, match="samples"):
+        ToyMathRecipe(reward_mix=(("easy", 2, 1, -1),))
+    with pytest.raises(ValueError, match="reward_temperatures"):
+        ToyMathRecipe(reward_temperatures=(0.8, 0.0))
+    with pytest.raises(ValueError, match="prm_stages"):
+        ToyMathRecipe(prm_stages=())
+    with pytest.raises(ValueError, match="gold_fraction"):
+        ToyMathRecipe(gold_fraction=-0.5)
     with pytest.raises(ValueError, match="precision"):
         ToyMathRecipe(precision="fp8")
     with pytest.raises(ValueError, match="unknown checkpoint"):
@@ -111,6 +145,75 @@ def test_sampled_solutions_are_checked(toy_tokenizer, tiny_llama, one_torch_thre
             assert s.problem == problem
             assert s.check == tm.check_solution(problem, s.steps)
             assert not s.solved  # a random model does not solve anything
+
+
+def test_step_sequences_label_each_step_on_its_own(toy_tokenizer):
+    """The "steps" stage: chains of isolated steps, each labelled by recomputing it, the
+    language-model term on the result digits and separator of the right ones only."""
+    from treesearch.train.prm import collate_reward
+    from treesearch.train.toymath_recipe import _step_examples
+
+    stage = PRMStage(
+        kind="steps", mix=(("medium", 3),), num_steps=10, batch_size=20, learning_rate=1e-3
+    )
+    examples = _step_examples(stage, toy_tokenizer, np.random.default_rng(0))
+    assert len(examples) == 200
+    sep = toy_tokenizer.convert_tokens_to_ids("<sep>")
+    targets = []
+    for e in examples:
+        assert e.input_ids[0] == toy_tokenizer.bos_token_id and len(e.positions) == 3
+        assert [e.input_ids[p] for p in e.positions] == [sep] * 3
+        starts = (1, *(p + 1 for p in e.positions[:-1]))
+        row = collate_reward([e], toy_tokenizer.pad_token_id)["lm_labels"][0].tolist()
+        for begin, result_start, end, target in zip(
+            starts, e.step_starts, e.positions, e.targets, strict=True
+        ):
+            text = toy_tokenizer.decode(e.input_ids[begin:end])
+            parsed = tm.parse_step(text)
+            right = tm.Operation(parsed.op, parsed.right).apply(parsed.left) == parsed.result
+            assert target == float(right)
+            assert toy_tokenizer.decode(e.input_ids[begin:result_start]).endswith("=")
+            trained = [i for i in range(begin, end + 1) if row[i] != -100]
+            assert trained == (list(range(result_start, end + 1)) if right else [])
+            targets.append(target)
+    assert 0.35 < np.mean(targets) < 0.65  # slip_rate 0.5
+
+
+def test_problem_stage_labels_are_the_local_verdicts():
+    from treesearch.train.toymath_recipe import _problem_examples
+
+    stage = PRMStage(
+        kind="problems",
+        mix=(("medium", 4), ("easy", 2)),
+        num_steps=5,
+        batch_size=20,
+        learning_rate=1e-3,
+        slip_rate=0.3,
+    )
+    examples = _problem_examples(stage, np.random.default_rng(0))
+    wrong_after_a_slip = 0
+    for e in examples:
+        steps = e.steps
+        assert len(e.labels) == len(steps)
+        previous = None
+        for k, (step, label) in enumerate(zip(steps, e.labels, strict=True)):
+            parsed = tm.parse_step(step)
+            if isinstance(parsed, tm.ParsedAnswer):
+                assert label == float(parsed.value == previous)
+                continue
+            exact = tm.Operation(parsed.op, parsed.right).apply(parsed.left)
+            assert label == float(exact == parsed.result and (k == 0 or parsed.left == previous))
+            previous = parsed.result
+        # The first step starts from the problem's start and no operation is ever slipped, so
+        # the steps name the problem itself.
+        first = tm.parse_step(steps[0])
+        operations = tuple(
+            tm.Operation(tm.parse_step(s).op, tm.parse_step(s).right) for s in steps[:-1]
+        )
+        process = tm.check_solution(tm.ToyProblem(first.left, operations), steps).labels
+        wrong_after_a_slip += any(a == 1 and b == 0 for a, b in zip(e.labels, process, strict=True))
+    # Local labels differ from the process labels: a right step after a slip is 1 here.
+    assert wrong_after_a_slip > 10
 
 
 # ------------------------------------------------------------------------------- shipped
@@ -212,4 +315,4 @@ def test_script_refuses_an_unknown_setting():
         timeout=120,
     )
     assert done.returncode != 0
-    assert "prm_stepz=3" in done.stderr and "prm_steps" in done.stderr
+    assert "prm_stepz=3" in done.stderr and "prm_lm_weight" in done.stderr

@@ -1,21 +1,35 @@
 """The recipe behind the shipped toy-math checkpoints: a tiny policy, a PRM and an ORM.
 
 Everything is trained from scratch on the toy arithmetic world of
-:mod:`treesearch.adapters.toymath` in about 25 minutes of one idle CPU core (43 on a shared one):
+:mod:`treesearch.adapters.toymath` on one CPU core: the policy in about 40 minutes, the reward
+models in about an hour (see ``docs/adapters.md`` for measured times):
 
 1. **Policy** (:func:`train_policy`): a tiny ``LlamaForCausalLM`` from a config, trained by
    step-wise SFT (:mod:`treesearch.train.sft`) on correct solutions, with a curriculum: easy
    problems first (a small model learns to copy numbers from the prompt there), then longer and
    larger ones. It stays imperfect on purpose: it makes arithmetic and bookkeeping slips on
    medium and hard problems, which search can fix.
-2. **Reward data**: the policy samples solutions to fresh training problems; the exact checker
-   (``toymath.check_solution``) labels every step (1 until the first wrong step, then 0), as
-   PRM800K's raters would (Lightman et al., arXiv 2305.20050); one-slip solutions
-   (``toymath.flawed_steps``) and gold solutions are mixed in.
-3. **PRM** (:mod:`treesearch.train.prm`, ``head="lm"``): the policy's weights, fine-tuned so that
-   the logits at each step's ``<sep>`` say ``Positive`` or ``Negative`` (the ``"seed"`` preset of
-   :class:`~treesearch.adapters.verifiers.HFPRM`). **ORM**: the same, with one outcome label at
-   the last ``<sep>``.
+2. **Reward data**: the policy samples solutions to fresh training problems (at two
+   temperatures); the exact checker (``toymath.check_solution``) labels every step (1 until the
+   first wrong step, then 0), as PRM800K's raters would (Lightman et al., arXiv 2305.20050);
+   gold solutions and solutions with slipped results (``toymath.slipped_steps``,
+   ``toymath.flawed_steps``) are mixed in.
+3. **PRM** (:func:`train_prm_curriculum`): a model of its own, not a copy of the policy, so that
+   its mistakes are not the policy's. It learns arithmetic first and the solution format last,
+   every stage with the language-model term of :mod:`treesearch.train.prm` (``lm_weight``)
+   besides the labels at each ``<sep>`` (read as ``Positive`` / ``Negative``, the ``"seed"``
+   preset of :class:`~treesearch.adapters.verifiers.HFPRM`):
+
+   a. ``"steps"``: isolated steps ``a<op>b=c`` with the result right or slipped
+      (:func:`toymath.slip_value`), one at a time and then in chains, each judged on its own;
+   b. ``"problems"``: whole problems with the prompt, whose steps slip independently, each step
+      judged on its own (``StepCheck.correct``): the check moved into the real context;
+   c. ``"reward"``: the reward data with the process labels (1 until the first wrong step).
+
+   Labels alone do not teach a small model to check arithmetic, and a checker trained on
+   isolated steps alone does not work inside a prompt full of numbers; the stages are there
+   because each was measured to be needed (``docs/adapters.md``, "The shipped PRM").
+   **ORM**: the policy's weights, with one outcome label at the last ``<sep>``.
 4. **Evaluation** on the held-out splits: the policy's greedy accuracy per level; the PRM's
    ProcessBench first-error F1 (:func:`~treesearch.train.prm.processbench_f1`) on sampled
    held-out solutions with exact labels; best-of-N reranking (first sample, majority vote, ORM,
@@ -52,6 +66,7 @@ from treesearch.adapters.data import PRMExample
 
 __all__ = [
     "CHECKPOINT_NAMES",
+    "PRMStage",
     "PolicyStage",
     "Solution",
     "ToyMathRecipe",
@@ -59,10 +74,13 @@ __all__ = [
     "evaluate_prm",
     "load_policy",
     "new_policy_model",
+    "new_prm_model",
+    "reward_solutions",
     "run_recipe",
     "sample_solutions",
     "shipped_checkpoint",
     "train_policy",
+    "train_prm_curriculum",
 ]
 
 _log = logging.getLogger(__name__)
@@ -89,6 +107,98 @@ class PolicyStage:
                 raise ValueError(f"unknown level {level!r}")
             if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 64:
                 raise ValueError(f"num_steps of a mix entry must be in 1..64, not {steps!r}")
+
+
+PRM_STAGE_KINDS = ("steps", "problems", "reward")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PRMStage:
+    """One stage of the PRM curriculum (:func:`train_prm_curriculum`).
+
+    Attributes:
+        kind: ``"steps"`` (isolated arithmetic steps, no prompt), ``"problems"`` (whole problems
+            with independently slipped steps) or ``"reward"`` (the reward data).
+        mix: for ``"steps"``, pairs ``(level, chain)``: a sequence holds ``chain`` independent
+            steps drawn like a mid-problem step of ``level`` (:func:`toymath.random_step`); for
+            ``"problems"``, pairs ``(level, num_steps)`` as in :class:`PolicyStage`; unused
+            by ``"reward"``.
+        num_steps, batch_size, learning_rate, warmup_steps: the optimiser run; ``"steps"`` and
+            ``"problems"`` draw ``num_steps * batch_size`` fresh sequences.
+        slip_rate: the chance that a step's result is slipped (``"steps"``: each step;
+            ``"problems"``: each step and the answer, :func:`toymath.slipped_steps`).
+    """
+
+    kind: str
+    num_steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int = 50
+    mix: tuple[tuple[str, int], ...] = ()
+    slip_rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRM_STAGE_KINDS:
+            raise ValueError(f"kind must be one of {PRM_STAGE_KINDS}, not {self.kind!r}")
+        if self.kind != "reward" and not self.mix:
+            raise ValueError(f"a {self.kind!r} stage needs a mix of (level, count) pairs")
+        for level, count in self.mix:
+            if level not in toymath.DIFFICULTIES:
+                raise ValueError(f"unknown level {level!r}")
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
+                raise ValueError(f"the count of a mix entry must be in 1..64, not {count!r}")
+        rate = self.slip_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ValueError(f"slip_rate must be in [0, 1], not {rate!r}")
+
+
+def _default_prm_stages() -> tuple[PRMStage, ...]:
+    # Measured on the shipped policy's medium-level slips (docs/adapters.md): single steps
+    # teach the arithmetic (check accuracy 97% on fresh steps after 6,000 steps), chains teach
+    # finding the step to check among several, whole problems move the check into a prompt full
+    # of numbers (without this stage the checker is at chance there), and the reward data
+    # teaches the process labels.
+    return (
+        PRMStage(
+            kind="steps",
+            mix=(("medium", 1),),
+            num_steps=6000,
+            batch_size=128,
+            learning_rate=1e-3,
+            warmup_steps=100,
+        ),
+        PRMStage(
+            kind="steps", mix=(("medium", 4),), num_steps=2000, batch_size=64, learning_rate=1e-3
+        ),
+        PRMStage(
+            kind="problems",
+            mix=(
+                ("medium", 4),
+                ("medium", 4),
+                ("medium", 3),
+                ("medium", 2),
+                ("easy", 2),
+                ("hard", 6),
+            ),
+            num_steps=1500,
+            batch_size=32,
+            learning_rate=5e-4,
+            slip_rate=0.3,
+        ),
+        PRMStage(kind="reward", num_steps=1500, batch_size=32, learning_rate=5e-4),
+    )
+
+
+def _default_reward_mix() -> tuple[tuple[str, int, int, int], ...]:
+    # (level, operations, problems, samples): mostly four-step medium problems, where the
+    # policy slips and search is measured; a few of every other size so that the PRM sees them.
+    return (
+        ("medium", 4, 5000, 4),
+        ("medium", 3, 800, 2),
+        ("medium", 2, 800, 2),
+        ("easy", 2, 1000, 2),
+        ("hard", 6, 800, 2),
+    )
 
 
 def _default_stages() -> tuple[PolicyStage, ...]:
@@ -169,14 +279,23 @@ class ToyMathRecipe:
         policy_stages: the SFT curriculum.
         precision: ``"fp32"``, or ``"bf16"`` autocast (float32 weights; slower than float32
             at this size on a CPU, measured 1.6-1.9x).
-        sample_temperature: temperature of every sampled solution (reward data, evaluation,
-            best-of-N, Math-Shepherd completions).
-        reward_problems_per_level: training problems per level the policy solves for the
-            reward data, ``reward_samples`` times each.
-        flawed_per_level, gold_per_level: one-slip and gold solutions per level mixed into the
-            PRM and ORM data (the policy's own samples are mostly wrong on the harder levels;
-            these keep the labels near balance).
-        prm_steps, prm_batch_size, prm_learning_rate: PRM training.
+        sample_temperature: temperature of the sampled solutions of the evaluation, best-of-N
+            and the Math-Shepherd completions.
+        reward_mix: the reward data: entries ``(level, operations, problems, samples)``; the
+            policy solves ``problems`` fresh training problems of ``level`` with that many
+            operations ``samples`` times each, spread over ``reward_temperatures``.
+        reward_temperatures: sampling temperatures of the reward data (more than one gives the
+            reward models more kinds of slips).
+        gold_fraction, slipped_fraction, flawed_fraction: per mix entry, this fraction of
+            ``problems`` more fresh problems each gives a gold solution, a solution with one
+            slipped result (:func:`toymath.slipped_steps`) and one with a small slip
+            (:func:`toymath.flawed_steps`); the policy's own samples are mostly wrong on the
+            harder levels, and these keep the labels near balance.
+        prm_hidden_size, prm_num_layers, prm_num_heads, prm_intermediate_size: the PRM's own
+            Llama config (it is not a copy of the policy).
+        prm_stages: the PRM curriculum (:class:`PRMStage`).
+        prm_lm_weight: the language-model term of every PRM stage
+            (:class:`~treesearch.train.prm.PRMConfig` ``lm_weight``).
         orm_steps, orm_batch_size, orm_learning_rate: ORM training.
         eval_size: held-out problems per level for greedy accuracy and the ProcessBench F1.
         best_of_n, best_of_problems: best-of-N reranking on ``best_of_problems`` held-out
@@ -194,13 +313,17 @@ class ToyMathRecipe:
     policy_stages: tuple[PolicyStage, ...] = field(default_factory=_default_stages)
     precision: str = "fp32"
     sample_temperature: float = 0.8
-    reward_problems_per_level: int = 300
-    reward_samples: int = 4
-    flawed_per_level: int = 800
-    gold_per_level: int = 800
-    prm_steps: int = 900
-    prm_batch_size: int = 32
-    prm_learning_rate: float = 2e-3
+    reward_mix: tuple[tuple[str, int, int, int], ...] = field(default_factory=_default_reward_mix)
+    reward_temperatures: tuple[float, ...] = (0.8, 1.0)
+    gold_fraction: float = 0.5
+    slipped_fraction: float = 0.5
+    flawed_fraction: float = 0.25
+    prm_hidden_size: int = 128
+    prm_num_layers: int = 4
+    prm_num_heads: int = 8
+    prm_intermediate_size: int = 384
+    prm_stages: tuple[PRMStage, ...] = field(default_factory=_default_prm_stages)
+    prm_lm_weight: float = 1.0
     orm_steps: int = 150
     orm_batch_size: int = 32
     orm_learning_rate: float = 1e-3
@@ -211,11 +334,19 @@ class ToyMathRecipe:
     shepherd_completions: int = 8
 
     def __post_init__(self) -> None:
+        not_counts = {
+            "policy_stages",
+            "prm_stages",
+            "reward_mix",
+            "reward_temperatures",
+            "precision",
+            "sample_temperature",
+            "initializer_range",
+            "prm_lm_weight",
+        }
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("policy_stages", "precision", "sample_temperature", "initializer_range"):
-                continue
-            if "rate" in f.name:
+            if f.name in not_counts or "rate" in f.name or f.name.endswith("_fraction"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{f.name} must be a non-negative int, not {value!r}")
@@ -223,14 +354,61 @@ class ToyMathRecipe:
             raise ValueError(f"precision must be 'fp32' or 'bf16', not {self.precision!r}")
         if not self.policy_stages:
             raise ValueError("policy_stages is empty")
+        if not self.prm_stages or not all(isinstance(s, PRMStage) for s in self.prm_stages):
+            raise ValueError("prm_stages must be a non-empty sequence of PRMStage")
+        object.__setattr__(self, "prm_stages", tuple(self.prm_stages))
+        for name in ("sample_temperature", "prm_lm_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, not {value!r}")
         if not (math.isfinite(self.sample_temperature) and self.sample_temperature > 0):
             raise ValueError("sample_temperature must be positive")
+        if not (math.isfinite(self.prm_lm_weight) and self.prm_lm_weight >= 0):
+            raise ValueError(f"prm_lm_weight must be >= 0, not {self.prm_lm_weight!r}")
+        temperatures = tuple(self.reward_temperatures)
+        if not temperatures or not all(
+            isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+            for t in temperatures
+        ):
+            raise ValueError(f"reward_temperatures must be positive numbers, not {temperatures!r}")
+        object.__setattr__(self, "reward_temperatures", temperatures)
+        mix = []
+        for entry in self.reward_mix:
+            if isinstance(entry, str) or len(entry) != 4:
+                raise ValueError(
+                    f"a reward_mix entry is (level, operations, problems, samples), not {entry!r}"
+                )
+            level, operations, problems, samples = entry
+            if level not in toymath.DIFFICULTIES:
+                raise ValueError(f"unknown level {level!r} in reward_mix")
+            for name, value, low in (
+                ("operations", operations, 1),
+                ("problems", problems, 0),
+                ("samples", samples, 0),
+            ):
+                if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                    raise ValueError(f"reward_mix {name} must be an int >= {low}, not {value!r}")
+            mix.append((level, operations, problems, samples))
+        object.__setattr__(self, "reward_mix", tuple(mix))
+        for name in ("gold_fraction", "slipped_fraction", "flawed_fraction"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and value >= 0)
+            ):
+                raise ValueError(f"{name} must be a non-negative number, not {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["policy_stages"] = [
             {**dataclasses.asdict(s), "mix": [list(m) for m in s.mix]} for s in self.policy_stages
         ]
+        data["prm_stages"] = [
+            {**dataclasses.asdict(s), "mix": [list(m) for m in s.mix]} for s in self.prm_stages
+        ]
+        data["reward_mix"] = [list(m) for m in self.reward_mix]
+        data["reward_temperatures"] = list(self.reward_temperatures)
         return data
 
 
@@ -394,31 +572,178 @@ def evaluate_policy(
 
 
 # ------------------------------------------------------------------------------ reward data
+def reward_solutions(
+    policy: Any, tokenizer: Any, recipe: ToyMathRecipe, rng: np.random.Generator
+) -> list[Solution]:
+    """The policy's checked samples of :attr:`ToyMathRecipe.reward_mix`, each problem solved
+    ``max(1, samples // len(reward_temperatures))`` times at every reward temperature."""
+    out: list[Solution] = []
+    per_temperature = len(recipe.reward_temperatures)
+    for level, operations, problems, samples in recipe.reward_mix:
+        if not problems or not samples:
+            continue
+        config = dataclasses.replace(toymath.DIFFICULTIES[level], num_steps=operations)
+        drawn = toymath.generate_problems(rng, config, problems)
+        for temperature in recipe.reward_temperatures:
+            groups = sample_solutions(
+                policy,
+                tokenizer,
+                drawn,
+                samples=max(1, samples // per_temperature),
+                temperature=temperature,
+                rng=rng,
+            )
+            out.extend(s for group in groups for s in group)
+    return out
+
+
 def reward_examples(
     solutions: Sequence[Solution],
     rng: np.random.Generator,
     recipe: ToyMathRecipe,
 ) -> tuple[list[PRMExample], list[Any]]:
-    """PRM examples (sampled, one-slip and gold solutions, exact labels) and ORM examples
-    (the finished sampled solutions, the one-slip and the gold ones, with their outcome)."""
+    """PRM examples (the finished sampled solutions, and per mix entry gold, one-slip and
+    small-slip solutions, exact labels) and ORM examples (the same solutions with their
+    outcome)."""
     from .prm import ORMExample
 
-    prm = [toymath.prm_example(s.problem, s.steps) for s in solutions if s.steps]
-    orm = [
-        ORMExample(s.problem.prompt, s.steps, float(s.solved))
-        for s in solutions
-        if s.finished and s.steps
-    ]
-    for level in LEVELS:
-        config = toymath.DIFFICULTIES[level]
-        for problem in toymath.generate_problems(rng, config, recipe.flawed_per_level):
-            steps, _ = toymath.flawed_steps(problem, rng)
+    finished = [s for s in solutions if s.finished and s.steps]
+    prm = [toymath.prm_example(s.problem, s.steps) for s in finished]
+    orm = [ORMExample(s.problem.prompt, s.steps, float(s.solved)) for s in finished]
+    for level, operations, problems, _ in recipe.reward_mix:
+        config = dataclasses.replace(toymath.DIFFICULTIES[level], num_steps=operations)
+        made: list[tuple[toymath.ToyProblem, tuple[str, ...]]] = []
+        for problem in toymath.generate_problems(
+            rng, config, round(recipe.gold_fraction * problems)
+        ):
+            made.append((problem, problem.steps))
+        count = round(recipe.slipped_fraction * problems)
+        for problem in toymath.generate_problems(rng, config, count):
+            made.append((problem, toymath.slipped_steps(problem, rng)))
+        for problem in toymath.generate_problems(
+            rng, config, round(recipe.flawed_fraction * problems)
+        ):
+            made.append((problem, toymath.flawed_steps(problem, rng)[0]))
+        for problem, steps in made:
             prm.append(toymath.prm_example(problem, steps))
-            orm.append(ORMExample(problem.prompt, steps, 0.0))
-        for problem in toymath.generate_problems(rng, config, recipe.gold_per_level):
-            prm.append(toymath.prm_example(problem, problem.steps))
-            orm.append(ORMExample(problem.prompt, problem.steps, 1.0))
+            orm.append(ORMExample(problem.prompt, steps, float(steps == problem.steps)))
     return prm, orm
+
+
+# ------------------------------------------------------------------------------------- PRM
+def new_prm_model(tokenizer: Any, recipe: ToyMathRecipe) -> Any:
+    """A randomly initialised ``LlamaForCausalLM`` of the PRM's own size (weights drawn under a
+    forked torch RNG seeded with ``recipe.seed + 1``)."""
+    shaped = dataclasses.replace(
+        recipe,
+        seed=recipe.seed + 1,
+        hidden_size=recipe.prm_hidden_size,
+        num_layers=recipe.prm_num_layers,
+        num_heads=recipe.prm_num_heads,
+        intermediate_size=recipe.prm_intermediate_size,
+    )
+    return new_policy_model(tokenizer, shaped)
+
+
+def _step_examples(stage: PRMStage, tokenizer: Any, rng: np.random.Generator) -> list[Any]:
+    """``num_steps * batch_size`` sequences ``<bos> a<op>b=c <sep> ...`` of ``chain``
+    independent steps, each slipped with ``slip_rate`` and labelled on its own; the
+    language-model term covers the result and the separator of the right ones."""
+    from .lm_common import separator_id
+    from .prm import EncodedRewardExample
+
+    _, sep = separator_id(tokenizer, None)
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        raise ValueError("the tokenizer has no bos_token: step sequences start with it")
+    vocab = tokenizer.get_vocab()
+    ids = {c: vocab[c] for c in toymath.CHARACTERS if c in vocab}
+    out = []
+    for _ in range(stage.num_steps * stage.batch_size):
+        level, chain = stage.mix[int(rng.integers(len(stage.mix)))]
+        config = toymath.DIFFICULTIES[level]
+        sequence, positions, targets, starts = [bos], [], [], []
+        for _ in range(chain):
+            value, operation = toymath.random_step(rng, config)
+            result = operation.apply(value)
+            if result is None:  # unreachable: random_step divides exactly
+                raise RuntimeError(f"inexact step {value}{operation}")
+            good = rng.random() >= stage.slip_rate
+            if not good:
+                result = toymath.slip_value(result, rng)
+            sequence.extend(ids[c] for c in f"{value}{operation.op}{operation.operand}=")
+            starts.append(len(sequence))
+            sequence.extend(ids[c] for c in str(result))
+            positions.append(len(sequence))
+            sequence.append(sep)
+            targets.append(float(good))
+        out.append(
+            EncodedRewardExample(tuple(sequence), tuple(positions), tuple(targets), tuple(starts))
+        )
+    return out
+
+
+def _problem_examples(stage: PRMStage, rng: np.random.Generator) -> list[PRMExample]:
+    """``num_steps * batch_size`` problems of the mix with independently slipped steps
+    (:func:`toymath.slipped_steps`), each step labelled on its own (``StepCheck.correct``)."""
+    out = []
+    for _ in range(stage.num_steps * stage.batch_size):
+        level, operations = stage.mix[int(rng.integers(len(stage.mix)))]
+        config = dataclasses.replace(toymath.DIFFICULTIES[level], num_steps=operations)
+        problem = toymath.generate_problem(rng, config)
+        steps = toymath.slipped_steps(problem, rng, rate=stage.slip_rate)
+        check = toymath.check_solution(problem, steps)
+        out.append(PRMExample(problem.prompt, steps, tuple(float(c.correct) for c in check.steps)))
+    return out
+
+
+def train_prm_curriculum(
+    model: Any,
+    tokenizer: Any,
+    recipe: ToyMathRecipe,
+    reward_data: Sequence[PRMExample],
+    rng: np.random.Generator,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the PRM (in place) through ``recipe.prm_stages``; one summary per stage."""
+    from .prm import PRMConfig, train_prm
+
+    summaries = []
+    for index, stage in enumerate(recipe.prm_stages):
+        if stage.kind == "steps":
+            examples: Sequence[Any] = _step_examples(stage, tokenizer, rng)
+        elif stage.kind == "problems":
+            examples = _problem_examples(stage, rng)
+        else:
+            examples = reward_data
+        config = PRMConfig(
+            num_steps=stage.num_steps,
+            batch_size=stage.batch_size,
+            learning_rate=stage.learning_rate,
+            warmup_steps=stage.warmup_steps,
+            lm_weight=recipe.prm_lm_weight,
+            precision=recipe.precision,  # type: ignore[arg-type]
+            log_every=50,
+        )
+
+        def report(p: Any, _index: int = index, _kind: str = stage.kind) -> None:
+            if progress is not None:
+                progress(
+                    f"prm stage {_index + 1} ({_kind}): step {p.step}/{p.num_steps} "
+                    f"loss {p.loss:.3f}"
+                )
+
+        log = train_prm(model, tokenizer, examples, config=config, rng=rng, progress=report)
+        summaries.append(
+            {
+                "stage": index + 1,
+                "kind": stage.kind,
+                "examples": len(examples),
+                "final_loss": round(log.final_loss, 4),
+                "seconds": round(log.seconds, 1),
+            }
+        )
+    return summaries
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -538,7 +863,7 @@ def run_recipe(
     import torch
 
     from .lm_common import save_pretrained_atomic
-    from .prm import PRMConfig, train_orm, train_prm
+    from .prm import PRMConfig, train_orm
 
     recipe = ToyMathRecipe() if recipe is None else recipe
     say = progress if progress is not None else (lambda message: _log.info("%s", message))
@@ -576,24 +901,11 @@ def run_recipe(
     say(f"greedy accuracy: { {k: v['accuracy'] for k, v in report['policy_greedy'].items()} }")
 
     start = time.perf_counter()
-    reward_solutions: list[Solution] = []
-    for level in LEVELS:
-        problems = toymath.generate_problems(
-            rng, toymath.DIFFICULTIES[level], recipe.reward_problems_per_level
-        )
-        groups = sample_solutions(
-            policy,
-            tokenizer,
-            problems,
-            samples=recipe.reward_samples,
-            temperature=recipe.sample_temperature,
-            rng=rng,
-        )
-        reward_solutions.extend(s for group in groups for s in group)
-    prm_data, orm_data = reward_examples(reward_solutions, rng, recipe)
+    sampled = reward_solutions(policy, tokenizer, recipe, rng)
+    prm_data, orm_data = reward_examples(sampled, rng, recipe)
     report["reward_data"] = {
-        "sampled_solutions": len(reward_solutions),
-        "sampled_solved": sum(s.solved for s in reward_solutions),
+        "sampled_solutions": len(sampled),
+        "sampled_solved": sum(s.solved for s in sampled),
         "prm_examples": len(prm_data),
         "prm_negative_steps": sum(y == 0 for e in prm_data for y in e.labels),
         "prm_positive_steps": sum(y == 1 for e in prm_data for y in e.labels),
@@ -603,33 +915,21 @@ def run_recipe(
     timed("reward_data", start)
 
     start = time.perf_counter()
-    prm = copy.deepcopy(policy)
-    prm_config = PRMConfig(
-        num_steps=recipe.prm_steps,
-        batch_size=recipe.prm_batch_size,
-        learning_rate=recipe.prm_learning_rate,
-        warmup_steps=20,
-        precision=recipe.precision,  # type: ignore[arg-type]
-        log_every=50,
-    )
-    prm_log = train_prm(
-        prm,
-        tokenizer,
-        prm_data,
-        config=prm_config,
-        rng=rng,
-        progress=lambda p: say(f"prm: step {p.step}/{p.num_steps} loss {p.loss:.3f}"),
-    )
-    report["prm_final_loss"] = round(prm_log.final_loss, 4)
+    prm = new_prm_model(tokenizer, recipe)
+    report["prm_parameters"] = sum(p.numel() for p in prm.parameters())
+    report["prm_stages"] = train_prm_curriculum(prm, tokenizer, recipe, prm_data, rng, say)
+    report["prm_final_loss"] = report["prm_stages"][-1]["final_loss"]
     timed("prm_training", start)
 
     start = time.perf_counter()
     orm = copy.deepcopy(policy)
-    orm_config = dataclasses.replace(
-        prm_config,
+    orm_config = PRMConfig(
         num_steps=recipe.orm_steps,
         batch_size=recipe.orm_batch_size,
         learning_rate=recipe.orm_learning_rate,
+        warmup_steps=20,
+        precision=recipe.precision,  # type: ignore[arg-type]
+        log_every=50,
     )
     orm_log = train_orm(
         orm,
@@ -676,7 +976,7 @@ def run_recipe(
 
     start = time.perf_counter()
     report["math_shepherd_vs_exact"] = shepherd_report(
-        policy, tokenizer, reward_solutions[:: max(1, len(reward_solutions) // 500)], recipe, rng
+        policy, tokenizer, sampled[:: max(1, len(sampled) // 500)], recipe, rng
     )
     timed("math_shepherd", start)
     report["seconds"] = times
