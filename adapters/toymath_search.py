@@ -23,10 +23,13 @@ Methods (:data:`METHODS`), each given ``n`` and the token budget of ``n`` soluti
   ``c`` 1.25, first-play urgency the parent's value); the answer is the terminal
   state at the end of the most-visited path, else the best-scored terminal state of the tree.
 
-Scores are aggregated with ``"last"`` (the last step's score), which for a PRM trained on the
-toy world's exact labels (1 until the first wrong step) is the probability that the whole
-solution so far is right. The verifier is the trained PRM (``"prm"``), an outcome reward model
-(``"orm"``) or the exact checker (``"oracle"``, :class:`OracleVerifier`).
+A path's step scores are aggregated with ``ScalingConfig.aggregation``, ``"min"`` by default:
+the shipped PRM is trained PRM800K's way, on each solution up to its first wrong step, so a
+step's score says whether that step is right given the ones before it, and a path is as good as
+its weakest step (Math-Shepherd's rule). ``"last"`` suits a PRM whose last score is the chance
+that the whole path is right (Monte-Carlo labels, or exact labels kept after the first error);
+for the exact checker both rules agree. The verifier is the trained PRM (``"prm"``), an outcome
+reward model (``"orm"``) or the exact checker (``"oracle"``, :class:`OracleVerifier`).
 
 **Budget.** The unit is the number of policy tokens of the problem's reference solution (every
 step with its ``<sep>``, plus ``<eos>``): the cost of one correct solution. A search at ``n``
@@ -100,6 +103,7 @@ __all__ = [
 LEVELS = ("easy", "medium", "hard")
 METHODS = ("greedy", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
 VERIFIERS = ("prm", "orm", "oracle")
+AGGREGATIONS = ("min", "last", "prod", "mean")
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints" / "toymath"
 """Where the trained toy-world policy, PRM and ORM live (folders ``policy``, ``prm``, ``orm``)."""
@@ -135,6 +139,8 @@ class ScalingConfig:
             operations, the answer, the ``<eos>`` step, and this many spare ones).
         budget_slack: the token budget is ``ceil(budget_slack * n * unit)``.
         mcts_c: PUCT exploration constant of ``mcts``.
+        aggregation: how a path's step scores become one score (``"min"``, ``"last"``,
+            ``"prod"``, ``"mean"``), for every method and verifier.
         kv_reuse: prefix (KV-cache) reuse in the policy and the verifiers.
         device, dtype: where the models run (as for
             :class:`~treesearch.adapters.policies.HFStepPolicy`).
@@ -146,6 +152,7 @@ class ScalingConfig:
     extra_steps: int = 1
     budget_slack: float = 1.25
     mcts_c: float = 1.25
+    aggregation: str = "min"
     kv_reuse: bool = True
     device: str = "cpu"
     dtype: str | None = None
@@ -158,6 +165,8 @@ class ScalingConfig:
         if _check_real("budget_slack", self.budget_slack, 1.0, strict=False) > 16:
             raise ValueError(f"budget_slack must be at most 16, got {self.budget_slack}")
         _check_real("mcts_c", self.mcts_c, 0.0, strict=False)
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if not isinstance(self.kv_reuse, bool):
             raise TypeError(f"kv_reuse must be True or False, got {self.kv_reuse!r}")
         if not isinstance(self.device, str) or not self.device:
@@ -383,7 +392,7 @@ class ToyMathSearcher:
             prm_model,
             tokenizer,
             preset="seed",
-            aggregation="last",
+            aggregation=config.aggregation,
             device=config.device,
             dtype=config.dtype,
             kv_reuse=config.kv_reuse,
@@ -491,14 +500,26 @@ class ToyMathSearcher:
         steps = self.max_steps(problem)
         width = beam_width_for(n, self.config.beam_width)
         temperature = self.config.temperature
+        aggregation = self.config.aggregation
         search: Any
         if method == "greedy":
             policy = self.policy(temperature=0.0, num_candidates=1)
-            return BestOfN(policy, judge, n=1, max_depth=steps, mode="plain"), policy
+            search = BestOfN(
+                policy, judge, n=1, max_depth=steps, mode="plain", aggregation=aggregation
+            )
+            return search, policy
         if method in ("best_of_n", "weighted_best_of_n"):
             policy = self.policy(temperature=temperature, num_candidates=1)
             mode = "plain" if method == "best_of_n" else "weighted"
-            search = BestOfN(policy, judge, n=n, max_depth=steps, mode=mode, answer_fn=final_answer)
+            search = BestOfN(
+                policy,
+                judge,
+                n=n,
+                max_depth=steps,
+                mode=mode,
+                answer_fn=final_answer,
+                aggregation=aggregation,
+            )
             return search, policy
         if method in ("beam", "dvts"):
             policy = self.policy(temperature=temperature, num_candidates=width)
@@ -511,6 +532,7 @@ class ToyMathSearcher:
                 max_iterations=steps,
                 mode="weighted",
                 answer_fn=final_answer,
+                aggregation=aggregation,
             )
             return search, policy
         policy = self.policy(temperature=temperature, num_candidates=width)

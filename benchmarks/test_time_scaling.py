@@ -75,7 +75,11 @@ def load_searcher(args: argparse.Namespace) -> tuple[Any, str]:
     """The :class:`ToyMathSearcher` for the run and a description of its models."""
     from treesearch.adapters.toymath_search import ScalingConfig, open_searcher
 
-    config = None if args.tiny else ScalingConfig(device=args.device, dtype=args.dtype)
+    config = (
+        None
+        if args.tiny
+        else ScalingConfig(device=args.device, dtype=args.dtype, aggregation=args.aggregation)
+    )
     return open_searcher(args.checkpoints, tiny=args.tiny, seed=args.seed, config=config)
 
 
@@ -365,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="folder of the toy-world checkpoints (default: shipped)",
     )
+    parser.add_argument(
+        "--aggregation",
+        choices=("min", "last", "prod", "mean"),
+        default="min",
+        help="how a path's step scores become one (default: min)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -409,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(v, (int, float, str, bool)) or v is None
         },
         "budget": "ceil(budget_slack * N * reference-solution tokens)",
-        "aggregation": "last",
+        "aggregation": searcher.config.aggregation,
         "command": " ".join(["python", "benchmarks/test_time_scaling.py", *(argv or sys.argv[1:])]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),

@@ -98,6 +98,12 @@ def add_search_command(commands: Any) -> None:
     toy.add_argument(
         "--tiny", action="store_true", help="random tiny models instead (for trying the command)"
     )
+    toy.add_argument(
+        "--aggregation",
+        choices=("min", "last", "prod", "mean"),
+        default="min",
+        help="how a path's step scores become one (default: %(default)s)",
+    )
     toy.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     toy.add_argument(
         "--threads", type=_int_at_least(1), default=1, help="torch CPU threads (default: 1)"
@@ -286,7 +292,9 @@ def _cmd_search_toymath(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     from .adapters.toymath_search import ScalingConfig, open_searcher
 
-    config = None if args.tiny else ScalingConfig(device=args.device)
+    config = (
+        None if args.tiny else ScalingConfig(device=args.device, aggregation=args.aggregation)
+    )
     searcher, models = open_searcher(
         args.checkpoints, tiny=args.tiny, seed=args.seed, config=config
     )

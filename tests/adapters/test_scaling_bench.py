@@ -313,6 +313,26 @@ def test_every_method_keeps_to_its_token_budget_with_tiny_models(tok, models):
                 assert outcome.verifier_processed <= 1.1 * outcome.verifier_tree
 
 
+@pytest.mark.parametrize("how", ["min", "last"])
+def test_the_aggregation_reaches_every_search_and_the_prm(tok, models, how):
+    searcher = ToyMathSearcher(models[0], models[1], tok, config=ScalingConfig(aggregation=how))
+    judge = searcher.verifier("prm", PROBLEM)
+    for method in ("greedy", "best_of_n", "weighted_best_of_n", "beam", "dvts"):
+        search, _ = searcher._search(method, 4, judge, PROBLEM)
+        assert search.aggregation == how, method
+    # MCTS values a leaf by the PRM's own Score.value: min or last of the step scores.
+    scripted = ScriptedPolicy(tok, [PROBLEM])
+    state = searcher.root(PROBLEM)
+    for _ in range(3):
+        state = state.step(scripted.step_for(state))
+    score = searcher.prm.score([state])[0]
+    assert len(score.step_scores) == 3
+    expected = min(score.step_scores) if how == "min" else score.step_scores[-1]
+    assert score.value == pytest.approx(expected)
+    with pytest.raises(ValueError, match="aggregation"):
+        ScalingConfig(aggregation="max")
+
+
 def test_bad_settings_are_refused(tok, models):
     with pytest.raises(ValueError, match="beam_width"):
         ScalingConfig(beam_width=0)

@@ -216,6 +216,22 @@ def test_problem_stage_labels_are_the_local_verdicts():
     assert wrong_after_a_slip > 10
 
 
+def test_truncation_keeps_the_labelled_path_up_to_the_first_error():
+    from treesearch.adapters.data import PRMExample
+    from treesearch.train.toymath_recipe import truncate_after_error
+
+    steps = ("a", "b", "c", "d")
+    cut = truncate_after_error(PRMExample("q", steps, (1, 1, 0, 0)))
+    assert cut.steps == ("a", "b", "c") and cut.labels == (1, 1, 0)
+    assert truncate_after_error(PRMExample("q", steps, (0, 1, 1, 1))).steps == ("a",)
+    whole = PRMExample("q", steps, (1, 1, 1, 1))
+    assert truncate_after_error(whole) == whole
+    soft = truncate_after_error(PRMExample("q", steps, (1, 0.75, 0.25, 0.0)))
+    assert soft.labels == (1, 0.75, 0.25)
+    with pytest.raises(ValueError, match="prm_truncate_after_error"):
+        ToyMathRecipe(prm_truncate_after_error=1)
+
+
 # ------------------------------------------------------------------------------- shipped
 def _shipped():
     try:

@@ -175,7 +175,7 @@ class ORMExample:
             raise ValueError(f"label must be in [0, 1], not {label!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EncodedRewardExample:
     """Token ids with the positions read (one separator per labelled step) and their targets.
 

@@ -81,6 +81,7 @@ __all__ = [
     "shipped_checkpoint",
     "train_policy",
     "train_prm_curriculum",
+    "truncate_after_error",
 ]
 
 _log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _default_prm_stages() -> tuple[PRMStage, ...]:
             learning_rate=5e-4,
             slip_rate=0.3,
         ),
-        PRMStage(kind="reward", num_steps=1500, batch_size=32, learning_rate=5e-4),
+        PRMStage(kind="reward", num_steps=1000, batch_size=32, learning_rate=5e-4),
     )
 
 
@@ -296,6 +297,13 @@ class ToyMathRecipe:
         prm_stages: the PRM curriculum (:class:`PRMStage`).
         prm_lm_weight: the language-model term of every PRM stage
             (:class:`~treesearch.train.prm.PRMConfig` ``lm_weight``).
+        prm_truncate_after_error: the ``"reward"`` stage trains each solution only up to its
+            first wrong step, PRM800K's convention (Lightman et al.): a step's label then says
+            whether that step is right given the ones before it, and a solution is ranked by
+            its weakest step (aggregation ``"min"``). With the labels after an error kept (all
+            0) a small PRM learned that late steps are often wrong instead of checking them
+            (correct medium solutions scored 0.99, 0.90, 0.78, 0.68, 0.52 step by step;
+            measured, ``docs/adapters.md``).
         orm_steps, orm_batch_size, orm_learning_rate: ORM training.
         eval_size: held-out problems per level for greedy accuracy and the ProcessBench F1.
         best_of_n, best_of_problems: best-of-N reranking on ``best_of_problems`` held-out
@@ -324,6 +332,7 @@ class ToyMathRecipe:
     prm_intermediate_size: int = 384
     prm_stages: tuple[PRMStage, ...] = field(default_factory=_default_prm_stages)
     prm_lm_weight: float = 1.0
+    prm_truncate_after_error: bool = True
     orm_steps: int = 150
     orm_batch_size: int = 32
     orm_learning_rate: float = 1e-3
@@ -343,6 +352,7 @@ class ToyMathRecipe:
             "sample_temperature",
             "initializer_range",
             "prm_lm_weight",
+            "prm_truncate_after_error",
         }
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -365,6 +375,11 @@ class ToyMathRecipe:
             raise ValueError("sample_temperature must be positive")
         if not (math.isfinite(self.prm_lm_weight) and self.prm_lm_weight >= 0):
             raise ValueError(f"prm_lm_weight must be >= 0, not {self.prm_lm_weight!r}")
+        if not isinstance(self.prm_truncate_after_error, bool):
+            raise ValueError(
+                f"prm_truncate_after_error must be True or False, not "
+                f"{self.prm_truncate_after_error!r}"
+            )
         temperatures = tuple(self.reward_temperatures)
         if not temperatures or not all(
             isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) and t > 0
@@ -697,6 +712,17 @@ def _problem_examples(stage: PRMStage, rng: np.random.Generator) -> list[PRMExam
     return out
 
 
+def truncate_after_error(example: PRMExample) -> PRMExample:
+    """``example`` up to and including its first step labelled below 0.5 (all of it when every
+    step is good): the labelled path of PRM800K, which ends at the first wrong step."""
+    for index, label in enumerate(example.labels):
+        if label < 0.5:
+            return PRMExample(
+                example.prompt, example.steps[: index + 1], example.labels[: index + 1]
+            )
+    return example
+
+
 def train_prm_curriculum(
     model: Any,
     tokenizer: Any,
@@ -714,6 +740,8 @@ def train_prm_curriculum(
             examples: Sequence[Any] = _step_examples(stage, tokenizer, rng)
         elif stage.kind == "problems":
             examples = _problem_examples(stage, rng)
+        elif recipe.prm_truncate_after_error:
+            examples = [truncate_after_error(e) for e in reward_data]
         else:
             examples = reward_data
         config = PRMConfig(
