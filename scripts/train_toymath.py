@@ -2,16 +2,17 @@
 
     python scripts/train_toymath.py --out adapters/checkpoints/toymath
 
-runs :func:`treesearch.train.toymath_recipe.run_recipe` with its default recipe (about 25
-minutes of one idle CPU core, 43 on a shared one), writes ``policy``, ``prm`` and ``orm`` under
-``--out`` and prints the report (also stored in each checkpoint's ``training.json``).
+runs :func:`treesearch.train.toymath_recipe.run_recipe` with its default recipe (the policy's
+SFT about 40 minutes of one shared CPU core, the reward models about an hour more), writes
+``policy``, ``prm`` and ``orm`` under ``--out`` and prints the report (also stored in each
+checkpoint's ``training.json``).
 
     python scripts/train_toymath.py --out DIR --policy-from adapters/checkpoints/toymath/policy
 
-starts from a saved policy and retrains only the reward models (PRM and ORM; about 8 minutes
-on a shared core with the default recipe, whose full run spent 36 of its 43 on the policy).
-``--set FIELD=VALUE`` changes one :class:`~treesearch.train.toymath_recipe.ToyMathRecipe`
-field (JSON values: ``--set prm_steps=3000 --set prm_learning_rate=1e-3``).
+starts from a saved policy and retrains only the reward models (PRM and ORM); the shipped PRM
+and ORM were made this way, from the shipped policy. ``--set FIELD=VALUE`` changes one
+:class:`~treesearch.train.toymath_recipe.ToyMathRecipe` field (JSON values: ``--set
+prm_lm_weight=0 --set prm_truncate_after_error=false``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def recipe_settings(settings: list[str]) -> dict[str, object]:
 
     from treesearch.train.toymath_recipe import ToyMathRecipe
 
-    fields = {f.name for f in dataclasses.fields(ToyMathRecipe)} - {"seed", "policy_stages"}
+    fields = {f.name for f in dataclasses.fields(ToyMathRecipe)} - {
+        "seed",
+        "policy_stages",
+        "prm_stages",
+    }
     overrides: dict[str, object] = {}
     for setting in settings:
         name, sep, text = setting.partition("=")
