@@ -685,6 +685,8 @@ def test_loop_config_validation():
         MCTSDPOConfig(eval_levels="easy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="evaluator"):
         MCTSDPOConfig(evaluator="orm")
+    with pytest.raises(ValueError, match="aggregation"):
+        MCTSDPOConfig(aggregation="max")
     with pytest.raises(ValueError, match="rejected"):
         MCTSDPOConfig(rejected="worst")
     with pytest.raises(ValueError, match="label_smoothing"):

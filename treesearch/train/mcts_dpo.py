@@ -1300,6 +1300,9 @@ class MCTSDPOConfig:
             1, ``min_q_gap`` 0.5, rate 2e-5) held-out medium accuracy moved from 0.48 to 0.49
             and 0.50, within noise; with the PRM at the default rate 5e-5 and no filter it fell
             to 0.40 and 0.355 (measured).
+        aggregation: how the evaluator's step scores become a node's score [``"min"``]: the
+            shipped PRM judges each step given the ones before it, so a path is as good as its
+            weakest step; for the exact checker ``"min"`` and ``"last"`` agree.
         correct_outcome, wrong_outcome: the outcome ``O`` added at terminal nodes [+1, -1;
             the released code adds -0.5 for wrong].
         outcome_check: what counts as right for ``O``: ``"answer"`` (the final answer equals
@@ -1338,6 +1341,7 @@ class MCTSDPOConfig:
     depth_discount_offset: int | None = 3
     temperature: float = 1.0
     evaluator: str = "oracle"
+    aggregation: str = "min"
     correct_outcome: float = 1.0
     outcome_check: str = "answer"
     wrong_outcome: float = -1.0
@@ -1380,6 +1384,7 @@ class MCTSDPOConfig:
         _check_real("temperature", self.temperature, 0.0, open_low=True)
         if self.evaluator not in ("prm", "oracle"):
             raise ValueError(f"evaluator must be 'prm' or 'oracle', not {self.evaluator!r}")
+        check_aggregation(self.aggregation)
         _check_real("correct_outcome", self.correct_outcome, -math.inf)
         if self.outcome_check not in ("answer", "steps"):
             raise ValueError(
@@ -1541,6 +1546,7 @@ class _Loop(PhasedLoop[MCTSDPOConfig]):
                 length_penalty=cfg.length_penalty,
                 depth_limit=cfg.depth_limit,
                 depth_discount_offset=cfg.depth_discount_offset,
+                aggregation=cfg.aggregation,
                 answer_fn=final_answer,
             )
             for component in (policy, searcher.prm):
