@@ -13,6 +13,9 @@ starts from a saved policy and retrains only the reward models (PRM and ORM); th
 and ORM were made this way, from the shipped policy. ``--set FIELD=VALUE`` changes one
 :class:`~treesearch.train.toymath_recipe.ToyMathRecipe` field (JSON values: ``--set
 prm_lm_weight=0 --set prm_truncate_after_error=false``).
+
+A killed run resumes: every model is saved under ``OUT/.progress`` as soon as it is trained,
+and the same command loads it instead of training it again (``--restart`` starts over).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--policy-from", default=None, help="a saved policy folder to start from (skip its SFT)"
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the models a killed run left in OUT/.progress (by default it resumes)",
     )
     parser.add_argument(
         "--set",
@@ -57,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = ToyMathRecipe(seed=args.seed, **recipe_settings(args.settings))
     report = run_recipe(
-        args.out, recipe, command=command, progress=progress, policy_from=args.policy_from
+        args.out,
+        recipe,
+        command=command,
+        progress=progress,
+        policy_from=args.policy_from,
+        resume=not args.restart,
     )
     print(json.dumps(report, indent=2, sort_keys=True))
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -316,6 +318,48 @@ def test_recipe_from_a_saved_policy_keeps_it_and_retrains_the_rewards(tmp_path, 
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert (tmp_path / "rewards" / "prm" / "model.safetensors").exists()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_recipe_resumes_from_its_finished_models(tmp_path, one_torch_thread):
+    whole = run_recipe(tmp_path / "whole", tiny_recipe(), command="test")
+
+    def kill_at_the_orm(message: str) -> None:
+        if message.startswith("orm: step"):
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_recipe(tmp_path / "killed", tiny_recipe(), command="test", progress=kill_at_the_orm)
+    progress = tmp_path / "killed" / ".progress"
+    assert sorted(p.name for p in progress.iterdir()) == ["policy", "prm"]
+    assert not (tmp_path / "killed" / "prm").exists()  # only whole runs are published
+
+    reseeded = dataclasses.replace(tiny_recipe(), seed=1)
+    with pytest.raises(ValueError, match="another recipe"):
+        run_recipe(tmp_path / "killed", reseeded, command="test")
+    again = run_recipe(tmp_path / "killed", tiny_recipe(), command="test")
+    assert again["resumed"] == ["policy", "prm"]
+    assert not progress.exists()
+    for key in ("policy_greedy", "prm_stages", "reward_data", "orm_final_loss", "best_of_n"):
+        assert again[key] == whole[key], key
+    from safetensors.torch import load_file
+
+    for name in CHECKPOINT_NAMES:
+        before = load_file(tmp_path / "whole" / name / "model.safetensors")
+        after = load_file(tmp_path / "killed" / name / "model.safetensors")
+        assert all(torch.equal(before[k], after[k]) for k in before), name
+
+    shutil.copytree(tmp_path / "whole" / "prm", progress / "prm")
+
+    def kill_at_once(message: str) -> None:
+        raise _Killed
+
+    with pytest.raises(_Killed):
+        run_recipe(tmp_path / "killed", tiny_recipe(), progress=kill_at_once, resume=False)
+    assert not progress.exists()
 
 
 def test_script_refuses_an_unknown_setting():

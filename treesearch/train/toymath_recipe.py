@@ -41,8 +41,9 @@ models in about an hour (see ``docs/adapters.md`` for measured times):
 command line, and ``adapters/checkpoints/toymath/{policy,prm,orm}`` hold the shipped result
 (:func:`shipped_checkpoint`). The numbers of a run are in each checkpoint's ``training.json``.
 
-All randomness comes from ``numpy.random.default_rng(seed)`` (and torch generators seeded from
-it), so the same seed, torch version and CPU repeat a run.
+All randomness comes from ``numpy.random.default_rng([seed, phase])`` (and torch generators
+seeded from it), so the same seed, torch version and CPU repeat a run; a run killed part way
+resumes from the models it had finished (:func:`run_recipe`).
 """
 
 from __future__ import annotations
@@ -871,6 +872,42 @@ def shepherd_report(
 
 
 # ------------------------------------------------------------------------------------ recipe
+# The phases of a run, each with a generator of its own (``default_rng([seed, index])``), so
+# that a run resumed after a kill draws what an uninterrupted one would have drawn.
+PHASES = (
+    "policy",
+    "policy_evaluation",
+    "reward_data",
+    "prm",
+    "orm",
+    "reward_evaluation",
+    "math_shepherd",
+)
+PROGRESS_FOLDER = ".progress"
+
+
+def _phase_rng(recipe: ToyMathRecipe, phase: str) -> np.random.Generator:
+    return np.random.default_rng([recipe.seed, PHASES.index(phase)])
+
+
+def _finished_phase(
+    progress_dir: Path, name: str, identity: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The report of a model saved under ``progress_dir/name`` by an earlier run with the same
+    ``identity`` (recipe and starting policy), or ``None`` when there is none; ``ValueError``
+    when it is another run's."""
+    info_path = progress_dir / name / "training.json"
+    if not info_path.exists():
+        return None
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if any(info.get(key) != value for key, value in identity.items()):
+        raise ValueError(
+            f"{progress_dir} holds a model of another recipe or starting policy; finish that "
+            "run, use another output folder, or pass resume=False (--restart) to start over"
+        )
+    return info
+
+
 def run_recipe(
     out_dir: str | Path,
     recipe: ToyMathRecipe | None = None,
@@ -878,6 +915,7 @@ def run_recipe(
     command: str = "",
     progress: Callable[[str], None] | None = None,
     policy_from: str | Path | None = None,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Train the policy, PRM and ORM, evaluate them, and save the three checkpoints under
     ``out_dir`` (``policy``, ``prm``, ``orm``; ``adapters/checkpoints/toymath`` is where
@@ -887,7 +925,17 @@ def run_recipe(
     ``policy_from``: a saved policy checkpoint folder (``from_pretrained``) to start from
     instead of training one; the policy stages are skipped, the rest of the recipe (reward
     data, PRM, ORM, evaluation) runs as usual, and the policy is saved again unchanged. This
-    is how the reward models are retrained without the policy's 40 minutes."""
+    is how the reward models are retrained without the policy's 40 minutes.
+
+    Nothing is lost to a kill: each trained model is saved atomically under
+    ``out_dir/.progress`` as soon as it is done, and a later call with the same recipe
+    (``resume=True``, the default) loads it instead of training it again. Every phase draws
+    from a generator of its own, so a resumed run repeats what the uninterrupted one would
+    have done (on the same CPU and torch). ``resume=False`` discards that progress; a
+    ``.progress`` folder of a different recipe is refused (``ValueError``). The folder is
+    removed once the three checkpoints are saved."""
+    import shutil
+
     import torch
 
     from .lm_common import save_pretrained_atomic
@@ -896,8 +944,14 @@ def run_recipe(
     recipe = ToyMathRecipe() if recipe is None else recipe
     say = progress if progress is not None else (lambda message: _log.info("%s", message))
     out = Path(out_dir)
-    rng = np.random.default_rng(recipe.seed)
+    progress_dir = out / PROGRESS_FOLDER
+    if not resume and progress_dir.exists():
+        shutil.rmtree(progress_dir)
     tokenizer = toymath.build_tokenizer()
+    identity = {
+        "recipe": _json_safe(recipe.to_dict()),
+        "policy_from": None if policy_from is None else str(policy_from),
+    }
     times: dict[str, float] = {}
     report: dict[str, Any] = {
         "recipe": recipe.to_dict(),
@@ -910,25 +964,46 @@ def run_recipe(
         times[name] = round(time.perf_counter() - start, 1)
         say(f"{name}: {times[name]} s")
 
+    def keep(name: str, model: Any, keys: Sequence[str]) -> None:
+        saved = {**identity, **{k: _json_safe(report[k]) for k in keys}}
+        save_pretrained_atomic(progress_dir / name, model, tokenizer, training=saved)
+
+    def resumed(name: str, keys: Sequence[str]) -> Any | None:
+        info = _finished_phase(progress_dir, name, identity)
+        if info is None:
+            return None
+        report.update({k: info[k] for k in keys})
+        report.setdefault("resumed", []).append(name)
+        say(f"{name}: resumed from {progress_dir / name}")
+        return load_policy(progress_dir / name, tokenizer)
+
     start = time.perf_counter()
-    if policy_from is None:
-        policy = new_policy_model(tokenizer, recipe)
-        report["policy_stages"] = train_policy(policy, tokenizer, recipe, rng, say)
-    else:
+    if policy_from is not None:
         policy = load_policy(policy_from, tokenizer)
         report["policy_from"] = str(policy_from)
         previous = Path(policy_from) / "training.json"
         if previous.exists():
             report["policy_stages"] = json.loads(previous.read_text()).get("policy_stages")
+    else:
+        policy = resumed("policy", ("policy_stages",))
+        if policy is None:
+            policy = new_policy_model(tokenizer, recipe)
+            report["policy_stages"] = train_policy(
+                policy, tokenizer, recipe, _phase_rng(recipe, "policy"), say
+            )
+            keep("policy", policy, ("policy_stages",))
     report["policy_parameters"] = sum(p.numel() for p in policy.parameters())
     timed("policy_training", start)
 
     start = time.perf_counter()
-    report["policy_greedy"] = evaluate_policy(policy, tokenizer, size=recipe.eval_size, rng=rng)
+    report["policy_greedy"] = evaluate_policy(
+        policy, tokenizer, size=recipe.eval_size, rng=_phase_rng(recipe, "policy_evaluation")
+    )
     timed("policy_evaluation", start)
     say(f"greedy accuracy: { {k: v['accuracy'] for k, v in report['policy_greedy'].items()} }")
 
     start = time.perf_counter()
+    rng = _phase_rng(recipe, "reward_data")
     sampled = reward_solutions(policy, tokenizer, recipe, rng)
     prm_data, orm_data = reward_examples(sampled, rng, recipe)
     report["reward_data"] = {
@@ -943,34 +1018,44 @@ def run_recipe(
     timed("reward_data", start)
 
     start = time.perf_counter()
-    prm = new_prm_model(tokenizer, recipe)
-    report["prm_parameters"] = sum(p.numel() for p in prm.parameters())
-    report["prm_stages"] = train_prm_curriculum(prm, tokenizer, recipe, prm_data, rng, say)
-    report["prm_final_loss"] = report["prm_stages"][-1]["final_loss"]
+    prm_keys = ("prm_parameters", "prm_stages", "prm_final_loss")
+    prm = resumed("prm", prm_keys)
+    if prm is None:
+        prm = new_prm_model(tokenizer, recipe)
+        report["prm_parameters"] = sum(p.numel() for p in prm.parameters())
+        report["prm_stages"] = train_prm_curriculum(
+            prm, tokenizer, recipe, prm_data, _phase_rng(recipe, "prm"), say
+        )
+        report["prm_final_loss"] = report["prm_stages"][-1]["final_loss"]
+        keep("prm", prm, prm_keys)
     timed("prm_training", start)
 
     start = time.perf_counter()
-    orm = copy.deepcopy(policy)
-    orm_config = PRMConfig(
-        num_steps=recipe.orm_steps,
-        batch_size=recipe.orm_batch_size,
-        learning_rate=recipe.orm_learning_rate,
-        warmup_steps=20,
-        precision=recipe.precision,  # type: ignore[arg-type]
-        log_every=50,
-    )
-    orm_log = train_orm(
-        orm,
-        tokenizer,
-        orm_data,
-        config=orm_config,
-        rng=rng,
-        progress=lambda p: say(f"orm: step {p.step}/{p.num_steps} loss {p.loss:.3f}"),
-    )
-    report["orm_final_loss"] = round(orm_log.final_loss, 4)
+    orm = resumed("orm", ("orm_final_loss",))
+    if orm is None:
+        orm = copy.deepcopy(policy)
+        orm_config = PRMConfig(
+            num_steps=recipe.orm_steps,
+            batch_size=recipe.orm_batch_size,
+            learning_rate=recipe.orm_learning_rate,
+            warmup_steps=20,
+            precision=recipe.precision,  # type: ignore[arg-type]
+            log_every=50,
+        )
+        orm_log = train_orm(
+            orm,
+            tokenizer,
+            orm_data,
+            config=orm_config,
+            rng=_phase_rng(recipe, "orm"),
+            progress=lambda p: say(f"orm: step {p.step}/{p.num_steps} loss {p.loss:.3f}"),
+        )
+        report["orm_final_loss"] = round(orm_log.final_loss, 4)
+        keep("orm", orm, ("orm_final_loss",))
     timed("orm_training", start)
 
     start = time.perf_counter()
+    rng = _phase_rng(recipe, "reward_evaluation")
     processbench: dict[str, Any] = {}
     heldout: list[Solution] = []
     for level in LEVELS:
@@ -1004,7 +1089,11 @@ def run_recipe(
 
     start = time.perf_counter()
     report["math_shepherd_vs_exact"] = shepherd_report(
-        policy, tokenizer, sampled[:: max(1, len(sampled) // 500)], recipe, rng
+        policy,
+        tokenizer,
+        sampled[:: max(1, len(sampled) // 500)],
+        recipe,
+        _phase_rng(recipe, "math_shepherd"),
     )
     timed("math_shepherd", start)
     report["seconds"] = times
@@ -1013,6 +1102,7 @@ def run_recipe(
 
     for name, model in zip(CHECKPOINT_NAMES, (policy, prm, orm), strict=True):
         save_pretrained_atomic(out / name, model, tokenizer, training={"model": name, **report})
+    shutil.rmtree(progress_dir, ignore_errors=True)
     say(f"saved {', '.join(str(out / n) for n in CHECKPOINT_NAMES)}")
     return report
 
