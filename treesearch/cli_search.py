@@ -292,9 +292,7 @@ def _cmd_search_toymath(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     from .adapters.toymath_search import ScalingConfig, open_searcher
 
-    config = (
-        None if args.tiny else ScalingConfig(device=args.device, aggregation=args.aggregation)
-    )
+    config = None if args.tiny else ScalingConfig(device=args.device, aggregation=args.aggregation)
     searcher, models = open_searcher(
         args.checkpoints, tiny=args.tiny, seed=args.seed, config=config
     )
