@@ -304,20 +304,29 @@ def _operand_choices(value: int, config: ToyMathConfig) -> dict[str, range | lis
     return choices
 
 
+def _draw_operation(
+    rng: np.random.Generator, value: int, config: ToyMathConfig
+) -> Operation | None:
+    """A random operation allowed from ``value``, or ``None`` when there is none."""
+    choices = _operand_choices(value, config)
+    if not choices:
+        return None
+    # The kind first, so that a kind with few operands (division) still turns up.
+    kinds = sorted(choices)
+    kind = kinds[int(rng.integers(len(kinds)))]
+    operands = choices[kind]
+    return Operation(kind, int(operands[int(rng.integers(len(operands)))]))
+
+
 def _draw_problem(rng: np.random.Generator, config: ToyMathConfig) -> ToyProblem | None:
     """A random problem, or ``None`` when the chain reaches a value with no next operation."""
     start = int(rng.integers(1, config.max_start + 1))
     value = start
     operations = []
     for _ in range(config.num_steps):
-        choices = _operand_choices(value, config)
-        if not choices:  # only at value == max_value without "-"
+        operation = _draw_operation(rng, value, config)
+        if operation is None:  # only at value == max_value without "-"
             return None
-        # The kind first, so that a kind with few operands (division) still turns up.
-        kinds = sorted(choices)
-        kind = kinds[int(rng.integers(len(kinds)))]
-        operands = choices[kind]
-        operation = Operation(kind, int(operands[int(rng.integers(len(operands)))]))
         result = operation.apply(value)
         if result is None:  # unreachable: the operands above divide exactly
             raise RuntimeError(f"inexact operation {operation} drawn for {value}")
@@ -716,12 +725,9 @@ def random_step(rng: np.random.Generator, config: ToyMathConfig) -> tuple[int, O
         raise TypeError(f"config must be a ToyMathConfig, not {type(config).__name__}")
     while True:
         value = int(rng.integers(1, config.max_value + 1))
-        choices = _operand_choices(value, config)
-        if choices:
-            kinds = sorted(choices)
-            kind = kinds[int(rng.integers(len(kinds)))]
-            operands = choices[kind]
-            return value, Operation(kind, int(operands[int(rng.integers(len(operands)))]))
+        operation = _draw_operation(rng, value, config)
+        if operation is not None:
+            return value, operation
 
 
 # ----------------------------------------------------------------------------------------------

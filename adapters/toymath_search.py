@@ -79,6 +79,7 @@ from treesearch.adapters.toymath import (
     format_prefix,
     parse_step,
 )
+from treesearch.search._common import check_aggregation
 
 __all__ = [
     "LEVELS",
@@ -103,7 +104,6 @@ __all__ = [
 LEVELS = ("easy", "medium", "hard")
 METHODS = ("greedy", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
 VERIFIERS = ("prm", "orm", "oracle")
-AGGREGATIONS = ("min", "last", "prod", "mean")
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints" / "toymath"
 """Where the trained toy-world policy, PRM and ORM live (folders ``policy``, ``prm``, ``orm``)."""
@@ -165,8 +165,7 @@ class ScalingConfig:
         if _check_real("budget_slack", self.budget_slack, 1.0, strict=False) > 16:
             raise ValueError(f"budget_slack must be at most 16, got {self.budget_slack}")
         _check_real("mcts_c", self.mcts_c, 0.0, strict=False)
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        check_aggregation(self.aggregation)
         if not isinstance(self.kv_reuse, bool):
             raise TypeError(f"kv_reuse must be True or False, got {self.kv_reuse!r}")
         if not isinstance(self.device, str) or not self.device:

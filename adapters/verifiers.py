@@ -54,6 +54,7 @@ from typing import Any, Literal
 import torch
 
 from treesearch.interfaces import Score
+from treesearch.search._common import check_aggregation
 
 from .kvcache import (
     CacheEntry,
@@ -69,7 +70,6 @@ __all__ = ["HFORM", "HFPRM", "PRM_PRESETS", "PRMPreset", "prm_preset"]
 _log = logging.getLogger(__name__)
 
 Aggregation = Literal["last", "min", "prod", "mean"]
-_AGGREGATIONS = ("last", "min", "prod", "mean")
 _HEADS = ("lm", "classifier", "scalar")
 _ACTIVATIONS = ("sigmoid", "identity", "clamp")
 _SENTINEL = "\x00treesearch-assistant\x00"
@@ -581,8 +581,7 @@ class HFPRM(_PrefixScorer):
             cache_max_tokens=cache_max_tokens,
         )
         p = self.preset = prm_preset(preset)
-        if aggregation not in _AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {aggregation!r}")
+        check_aggregation(aggregation)
         self.aggregation = aggregation
         self._set_format(p.prefix_template, p.system_prompt, p.step_joiner, p.strip_steps)
         tag = p.step_tag if p.step_tag is not None else getattr(tokenizer, "sep_token", None)

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from treesearch.search._common import AGGREGATIONS
+
 LEVELS = ("easy", "medium", "hard")
 GUIDED = ("best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
 FULL_NS = (1, 2, 4, 8, 16, 32, 64)
@@ -371,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--aggregation",
-        choices=("min", "last", "prod", "mean"),
+        choices=AGGREGATIONS,
         default="min",
         help="how a path's step scores become one (default: min)",
     )

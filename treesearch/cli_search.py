@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._cli_util import int_at_least
+from .search._common import AGGREGATIONS
 
 __all__ = ["add_search_command", "run_toymath", "tree_label"]
 
@@ -100,7 +101,7 @@ def add_search_command(commands: Any) -> None:
     )
     toy.add_argument(
         "--aggregation",
-        choices=("min", "last", "prod", "mean"),
+        choices=AGGREGATIONS,
         default="min",
         help="how a path's step scores become one (default: %(default)s)",
     )

@@ -94,7 +94,7 @@ __all__ = [
 ]
 
 Aggregation = Literal["last", "min", "prod", "mean"]
-_AGGREGATIONS = ("last", "min", "prod", "mean")
+AGGREGATIONS: tuple[str, ...] = ("last", "min", "prod", "mean")
 AnswerFn = Callable[[State], "str | None"]
 Verify = Callable[[Sequence[State]], list[Score]]
 _T = TypeVar("_T")
@@ -139,7 +139,7 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 
 
 def check_aggregation(how: str) -> str:
-    return check_choice("aggregation", how, _AGGREGATIONS)
+    return check_choice("aggregation", how, AGGREGATIONS)
 
 
 def check_max_nodes(max_nodes: object) -> int | None:
@@ -379,7 +379,7 @@ def aggregate(score: Score, how: str) -> float:
         return math.prod(steps)
     if how == "mean":
         return sum(steps) / len(steps)
-    raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {how!r}")
+    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
 
 
 # ---------------------------------------------------------------------- candidates and tree

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "IGNORE_INDEX",
     "EncodedSteps",
     "LMTrainConfig",
     "TrainLog",
@@ -41,6 +42,7 @@ __all__ = [
     "encode_steps",
     "learning_rate_at",
     "load_training_info",
+    "next_token_loss",
     "run_steps",
     "save_pretrained_atomic",
     "separator_id",
@@ -50,6 +52,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 TRAINING_INFO = "training.json"
+IGNORE_INDEX = -100  # Hugging Face's "no target" label
 
 
 # ------------------------------------------------------------------------------------ config
@@ -298,6 +301,16 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, fill: int | None = Non
     for i, row in enumerate(rows):
         out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of predicting ``labels[:, t + 1]`` from ``logits[:, t]`` over the
+    labels that are not :data:`IGNORE_INDEX` (Hugging Face's unshifted label layout)."""
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
 
 
 # -------------------------------------------------------------------------------------- loop

@@ -66,10 +66,12 @@ import torch
 from treesearch.adapters.data import PRMExample
 
 from .lm_common import (
+    IGNORE_INDEX,
     LMTrainConfig,
     TrainLog,
     TrainProgress,
     encode_steps,
+    next_token_loss,
     pad_batch,
     run_steps,
     separator_id,
@@ -97,7 +99,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100  # Hugging Face's "no target" label
 
 Head = Literal["lm", "value"]
 LabelLoss = Literal["two-way", "full-vocab"]
@@ -393,15 +394,9 @@ def reward_loss(
     else:
         logits = _logits_from(outputs, head, label_ids)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    if lm_weight > 0 and "lm_labels" in batch:
-        next_tokens = batch["lm_labels"][:, 1:]
-        if bool((next_tokens != IGNORE_INDEX).any()):
-            lm = torch.nn.functional.cross_entropy(
-                all_logits[:, :-1].float().reshape(-1, all_logits.shape[-1]),
-                next_tokens.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-            )
-            loss = loss + lm_weight * lm
+    lm_labels = batch.get("lm_labels") if lm_weight > 0 else None
+    if lm_labels is not None and bool((lm_labels[:, 1:] != IGNORE_INDEX).any()):
+        loss = loss + lm_weight * next_token_loss(all_logits, lm_labels)
     return loss
 
 

@@ -30,10 +30,12 @@ import torch
 from treesearch.adapters.data import SFTExample
 
 from .lm_common import (
+    IGNORE_INDEX,
     LMTrainConfig,
     TrainLog,
     TrainProgress,
     encode_steps,
+    next_token_loss,
     pad_batch,
     run_steps,
     separator_id,
@@ -51,8 +53,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,17 +143,10 @@ def collate_sft(examples: Sequence[EncodedSFTExample], pad_id: int) -> dict[str,
 
 def sft_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean next-token cross-entropy over the tokens whose label is not -100."""
-    logits = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-    ).logits.float()
-    targets = batch["labels"][:, 1:]
-    if not bool((targets != IGNORE_INDEX).any()):
+    if not bool((batch["labels"][:, 1:] != IGNORE_INDEX).any()):
         raise ValueError("the batch has no answer tokens to learn")
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]),
-        targets.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-    )
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return next_token_loss(logits, batch["labels"])
 
 
 def train_sft(
