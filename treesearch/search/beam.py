@@ -14,6 +14,11 @@ scoring), terminal states move to the finished pool, and the ``n / M`` best-scor
 (ties: earlier first) become the next active beams, for at most ``max_iterations``. The answer
 is chosen from the ``n`` best-scored finished states (or the last active beams when none
 finished) by ``"argmax"`` or ``"weighted"`` vote.
+
+One difference from search-and-learn: it duplicates its survivors back to ``n`` beams every
+iteration, while here each survivor is proposed for once, so when fewer than ``n / M``
+distinct unfinished states survive (duplicates merged, beams finished), the next iteration
+makes fewer proposals and the search spends less of its budget.
 """
 
 from __future__ import annotations
